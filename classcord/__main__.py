@@ -1,0 +1,3 @@
+from classcord.cli import main
+
+raise SystemExit(main())
