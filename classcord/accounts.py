@@ -1,0 +1,301 @@
+"""Accounts: scrypt password hashes, login throttling, and the old ``users.pkl`` import.
+
+Hashing runs on worker threads (``hashlib.scrypt`` releases the GIL), so a storm of
+logins never stalls the chat. Throttling is per account, not per address: behind
+the classroom NAT every client has the same address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import io
+import logging
+import os
+import pickle
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from classcord.config import Settings
+from classcord.protocol import is_valid_name, name_key
+from classcord.storage import Storage, StorageWorker
+
+log = logging.getLogger("classcord.accounts")
+
+SCRYPT_MAXMEM: Final = 128 * 1024 * 1024
+SALT_BYTES: Final = 16
+KEY_BYTES: Final = 32
+
+
+@dataclass(frozen=True, slots=True)
+class ScryptParams:
+    n: int
+    r: int
+    p: int
+
+
+def hash_password(password: str, params: ScryptParams, salt: bytes | None = None) -> str:
+    """``scrypt$n$r$p$salt$key``: the parameters travel with the hash so they can be raised."""
+    salt = os.urandom(SALT_BYTES) if salt is None else salt
+    key = hashlib.scrypt(
+        password.encode("utf-8"),
+        salt=salt,
+        n=params.n,
+        r=params.r,
+        p=params.p,
+        maxmem=SCRYPT_MAXMEM,
+        dklen=KEY_BYTES,
+    )
+    encoded = [base64.b64encode(part).decode("ascii") for part in (salt, key)]
+    return f"scrypt${params.n}${params.r}${params.p}${encoded[0]}${encoded[1]}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt_b64, key_b64 = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        salt, key = base64.b64decode(salt_b64), base64.b64decode(key_b64)
+        candidate = hashlib.scrypt(
+            password.encode("utf-8"),
+            salt=salt,
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            maxmem=SCRYPT_MAXMEM,
+            dklen=len(key),
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(candidate, key)
+
+
+def hash_params(stored: str) -> ScryptParams | None:
+    parts = stored.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt":
+        return None
+    try:
+        return ScryptParams(int(parts[1]), int(parts[2]), int(parts[3]))
+    except ValueError:
+        return None
+
+
+@dataclass
+class _Failures:
+    times: list[float] = field(default_factory=list)
+    locked_until: float = 0.0
+
+
+class LoginThrottle:
+    """Per-account failure counting with a lockout. The clock is injected for tests."""
+
+    def __init__(
+        self,
+        max_failures: int,
+        window: float,
+        lockout: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._max_failures = max_failures
+        self._window = window
+        self._lockout = lockout
+        self._clock = clock
+        self._accounts: dict[str, _Failures] = {}
+
+    def is_locked(self, key: str) -> bool:
+        entry = self._accounts.get(key)
+        return entry is not None and self._clock() < entry.locked_until
+
+    def failure(self, key: str) -> bool:
+        """Record a failure; True when this failure locks the account."""
+        now = self._clock()
+        entry = self._accounts.setdefault(key, _Failures())
+        entry.times = [t for t in entry.times if now - t < self._window]
+        entry.times.append(now)
+        if len(entry.times) >= self._max_failures:
+            entry.times.clear()
+            entry.locked_until = now + self._lockout
+            return True
+        return False
+
+    def success(self, key: str) -> None:
+        self._accounts.pop(key, None)
+
+    def forget_stale(self) -> None:
+        now = self._clock()
+        stale = [
+            key
+            for key, entry in self._accounts.items()
+            if now >= entry.locked_until and all(now - t >= self._window for t in entry.times)
+        ]
+        for key in stale:
+            del self._accounts[key]
+
+
+class RegisterOutcome:
+    OK: Final = "ok"
+    EXISTS: Final = "exists"
+
+
+class LoginOutcome:
+    OK: Final = "ok"
+    BAD_PASSWORD: Final = "bad-password"  # noqa: S105
+    UNKNOWN_USER: Final = "unknown-user"
+    LOCKED: Final = "locked"
+    BANNED: Final = "banned"
+
+
+class Accounts:
+    """Registration and authentication, awaited from sessions."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        storage: StorageWorker,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._params = ScryptParams(settings.scrypt_n, settings.scrypt_r, settings.scrypt_p)
+        self._storage = storage
+        self._hashers = ThreadPoolExecutor(
+            max_workers=settings.hash_workers, thread_name_prefix="classcord-hash"
+        )
+        self.throttle = LoginThrottle(
+            settings.login_max_failures,
+            settings.login_failure_window,
+            settings.login_lockout_seconds,
+            clock,
+        )
+        self._registered: set[str] = set()
+        self._pending: set[str] = set()
+        # Verifying unknown names against a real hash keeps their timing like a
+        # known name's, so failures do not reveal which accounts exist.
+        self._decoy_hash = hash_password(os.urandom(8).hex(), self._params)
+
+    async def load(self) -> None:
+        self._registered = set(await self._storage.call(self._storage.storage.user_name_keys))
+
+    def is_registered(self, name: str) -> bool:
+        return name_key(name) in self._registered
+
+    def registered_count(self) -> int:
+        return len(self._registered)
+
+    async def _hash(self, function: Callable[..., object], *args: object) -> object:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._hashers, function, *args)
+
+    async def register(self, name: str, password: str) -> str:
+        key = name_key(name)
+        if key in self._registered or key in self._pending:
+            return RegisterOutcome.EXISTS
+        self._pending.add(key)
+        try:
+            stored = await self._hash(hash_password, password, self._params)
+            assert isinstance(stored, str)
+            storage = self._storage.storage
+            added = await self._storage.call(storage.add_user, name, key, stored)
+        finally:
+            self._pending.discard(key)
+        if not added:
+            return RegisterOutcome.EXISTS
+        self._registered.add(key)
+        return RegisterOutcome.OK
+
+    async def authenticate(self, name: str, password: str) -> str:
+        key = name_key(name)
+        if self.throttle.is_locked(key):
+            return LoginOutcome.LOCKED
+        record = await self._storage.call(self._storage.storage.get_user, name)
+        stored = self._decoy_hash if record is None else record.password_hash
+        ok = await self._hash(verify_password, password, stored)
+        if record is None:
+            return self._failed(key, LoginOutcome.UNKNOWN_USER)
+        if not ok:
+            return self._failed(key, LoginOutcome.BAD_PASSWORD)
+        if record.banned:
+            return LoginOutcome.BANNED
+        self.throttle.success(key)
+        if hash_params(record.password_hash) != self._params:
+            await self._rehash(record.name, password)
+        return LoginOutcome.OK
+
+    def _failed(self, key: str, outcome: str) -> str:
+        if self.throttle.failure(key):
+            return LoginOutcome.LOCKED
+        return outcome
+
+    async def _rehash(self, name: str, password: str) -> None:
+        stored = await self._hash(hash_password, password, self._params)
+        assert isinstance(stored, str)
+        await self._storage.call(self._storage.storage.set_password_hash, name, stored)
+        log.info("password hash of user=%s upgraded to n=%d", name, self._params.n)
+
+    async def set_banned(self, name: str, banned: bool) -> bool:
+        return await self._storage.call(self._storage.storage.set_banned, name, banned)
+
+    def close(self) -> None:
+        self._hashers.shutdown(wait=True)
+
+
+# --- import of the reference server's users.pkl ----------------------------------
+
+
+class LegacyImportError(Exception):
+    """The pickle is not a plain dict of strings; nothing was imported."""
+
+
+class _DataOnlyUnpickler(pickle.Unpickler):
+    """A dict of strings needs no class at all: refusing every global means loading
+    a hostile pickle can never run code."""
+
+    def find_class(self, module: str, name: str) -> type:
+        raise pickle.UnpicklingError(f"forbidden object in pickle: {module}.{name}")
+
+
+def load_legacy_users(data: bytes) -> dict[str, str]:
+    try:
+        loaded = _DataOnlyUnpickler(io.BytesIO(data)).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError) as exc:
+        raise LegacyImportError(f"not a users.pkl file: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise LegacyImportError(
+            f"expected a dict of username to password, got {type(loaded).__name__}"
+        )
+    for key, value in loaded.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise LegacyImportError("every username and password must be a string")
+    return loaded
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    imported: list[str]
+    skipped_existing: list[str]
+    skipped_invalid: list[str]
+
+
+def import_legacy_users(path: Path, settings: Settings) -> ImportReport:
+    """Hash every plain-text password of ``users.pkl`` into the database."""
+    users = load_legacy_users(path.read_bytes())
+    params = ScryptParams(settings.scrypt_n, settings.scrypt_r, settings.scrypt_p)
+    storage = Storage(settings.database_path)
+    imported: list[str] = []
+    existing: list[str] = []
+    invalid: list[str] = []
+    try:
+        for name, password in sorted(users.items()):
+            if not is_valid_name(name, settings.max_name_chars) or not password:
+                invalid.append(name)
+            elif storage.add_user(name, name_key(name), hash_password(password, params)):
+                imported.append(name)
+            else:
+                existing.append(name)
+    finally:
+        storage.close()
+    return ImportReport(imported, existing, invalid)

@@ -1,0 +1,246 @@
+"""Command line: ``python3 -m classcord [serve|healthcheck|import-users|backup|...]``.
+
+Every server flag is generated from ``Settings``, so ``--help`` lists each limit
+with its ``CLASSCORD_*`` variable and default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import importlib
+import json
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from classcord import __version__
+from classcord.config import (
+    Settings,
+    SettingsError,
+    env_name,
+    field_types,
+    flag_name,
+    parse_value,
+    settings_from,
+)
+
+log = logging.getLogger("classcord")
+
+EXIT_USAGE = 2
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# Subcommands whose code lives in their own module, imported only when used. Each
+# module provides add_arguments(parser) and run(args) -> int.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "doctor": ("classcord.doctor", "check every network hop from this machine to the server"),
+    "bench": ("classcord.bench.cli", "load-test a server and compare it with a baseline"),
+    "client": ("classcord.client", "an interactive terminal chat client"),
+    "admin": ("classcord.admin", "control the running server through its admin socket"),
+}
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "server settings", "each flag also reads the variable named beside it; a flag wins"
+    )
+    defaults = Settings()
+    for field in dataclasses.fields(Settings):
+        kind = field_types()[field.name]
+        default = getattr(defaults, field.name)
+        help_text = f"{field.metadata['help']} [{env_name(field.name)}, default: {default!r}]"
+        group.add_argument(
+            flag_name(field.name),
+            dest=f"setting_{field.name}",
+            metavar=field.name.split("_")[-1].upper(),
+            type=_converter(kind, flag_name(field.name)),
+            default=None,
+            help=help_text,
+        )
+
+
+def _converter(kind: type, name: str) -> Any:
+    def convert(raw: str) -> Any:
+        try:
+            return parse_value(kind, raw, name)
+        except SettingsError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides = {
+        name: getattr(args, f"setting_{name}")
+        for name in field_types()
+        if hasattr(args, f"setting_{name}")
+    }
+    return settings_from(overrides)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="classcord",
+        description="ClassCord classroom chat server. Without a command: serve.",
+    )
+    parser.add_argument("--version", action="version", version=f"classcord {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the chat server (the default)")
+    _add_settings_flags(serve)
+
+    health = commands.add_parser("healthcheck", help="ping a server; exit 0 if it answers pong")
+    health.add_argument("--host", default="127.0.0.1", help="server address [127.0.0.1]")
+    health.add_argument(
+        "--port", type=int, default=None, help="server port [CLASSCORD_PORT or 12345]"
+    )
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait [3]")
+
+    importer = commands.add_parser(
+        "import-users", help="hash the old server's users.pkl into the database"
+    )
+    importer.add_argument("pickle", type=Path, help="path to users.pkl")
+    importer.add_argument(
+        "--data-dir", default=None, help="data folder [CLASSCORD_DATA_DIR or data]"
+    )
+
+    backup = commands.add_parser("backup", help="consistent copy of the database, with retention")
+    backup.add_argument("--data-dir", default=None, help="data folder [CLASSCORD_DATA_DIR or data]")
+    backup.add_argument("--dest", type=Path, default=None, help="backup folder [DATA_DIR/backups]")
+    backup.add_argument("--keep", type=int, default=7, help="backups to keep, newest first [7]")
+
+    for name, (module_name, help_text) in LAZY_COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text)
+        sub.set_defaults(lazy_module=module_name)
+    return parser
+
+
+def _configure_logging(settings: Settings) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    if settings.log_file:
+        Path(settings.log_file).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(settings.log_file, encoding="utf-8"))
+    logging.basicConfig(
+        level=settings.log_level.upper(), format=LOG_FORMAT, handlers=handlers, force=True
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    known = {"serve", "healthcheck", "import-users", "backup", *LAZY_COMMANDS}
+    if not argv or (argv[0] not in known and argv[0] not in {"-h", "--help", "--version"}):
+        argv.insert(0, "serve")
+    if argv[0] in {"-h", "--help"}:
+        # One page with every flag: the server's are what people look for.
+        print(parser.format_help())
+        print(_subparser(parser, "serve").format_help())
+        return 0
+    if argv[0] in LAZY_COMMANDS:
+        return _run_lazy(argv)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "healthcheck":
+            return healthcheck(args.host, _port_from_env(args.port), args.timeout)
+        if args.command == "import-users":
+            return import_users(args.pickle, _data_settings(args.data_dir))
+        if args.command == "backup":
+            from classcord.backup import run_backup
+
+            return run_backup(_data_settings(args.data_dir), args.dest, args.keep)
+        return serve(settings_from_args(args))
+    except SettingsError as exc:
+        print(f"classcord: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found: argparse.ArgumentParser = action.choices[name]
+            return found
+    raise KeyError(name)
+
+
+def _run_lazy(argv: list[str]) -> int:
+    module_name, help_text = LAZY_COMMANDS[argv[0]]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError:
+        print(f"classcord: the '{argv[0]}' command is not available in this build", file=sys.stderr)
+        return EXIT_USAGE
+    sub = argparse.ArgumentParser(prog=f"classcord {argv[0]}", description=help_text)
+    module.add_arguments(sub)
+    result: int = module.run(sub.parse_args(argv[1:]))
+    return result
+
+
+def _port_from_env(port: int | None) -> int:
+    if port is not None:
+        return port
+    return settings_from().port
+
+
+def _data_settings(data_dir: str | None) -> Settings:
+    return settings_from({"data_dir": data_dir})
+
+
+def serve(settings: Settings) -> int:
+    _configure_logging(settings)
+    from classcord.server import ClassCordServer
+    from classcord.storage import StorageError
+
+    async def run() -> None:
+        server = ClassCordServer(settings)
+        await server.start()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, server.request_shutdown, signal.Signals(signum).name)
+        await server.wait_closed()
+
+    try:
+        asyncio.run(run())
+    except StorageError as exc:
+        log.error("%s", exc)
+        return 1
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
+        return 1
+    return 0
+
+
+def healthcheck(host: str, port: int, timeout: float) -> int:
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(b'{"type": "ping"}\n')
+            reply = sock.makefile("rb").readline(65536)
+        ok = json.loads(reply).get("type") == "pong"
+    except (OSError, ValueError, AttributeError) as exc:
+        print(f"unhealthy: {host}:{port}: {exc}")
+        return 1
+    print(f"{'healthy' if ok else 'unhealthy'}: {host}:{port}")
+    return 0 if ok else 1
+
+
+def import_users(path: Path, settings: Settings) -> int:
+    from classcord.accounts import LegacyImportError, import_legacy_users
+    from classcord.storage import StorageError
+
+    try:
+        report = import_legacy_users(path, settings)
+    except (LegacyImportError, OSError, StorageError) as exc:
+        print(f"classcord import-users: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"imported {len(report.imported)} users into {settings.database_path}; "
+        f"{len(report.skipped_existing)} already existed, "
+        f"{len(report.skipped_invalid)} skipped (invalid name or empty password)"
+    )
+    for name in report.skipped_invalid:
+        print(f"  skipped: {name!r}")
+    return 0

@@ -1,0 +1,178 @@
+"""Every setting and limit of the server, in one frozen object.
+
+Each field carries its help text; the CLI builds one ``--flag`` per field and reads
+the matching ``CLASSCORD_<NAME>`` variable, so a limit cannot exist without being
+documented and settable. Precedence: command-line flag, then variable, then default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CLASSCORD_"
+
+
+def _setting(default: Any, help_text: str, minimum: float | None = None) -> Any:
+    return field(default=default, metadata={"help": help_text, "minimum": minimum})
+
+
+class SettingsError(ValueError):
+    """An invalid setting: reported in one line, exit code 2."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Network
+    host: str = _setting("0.0.0.0", "address to listen on (0.0.0.0: every interface)")  # noqa: S104
+    port: int = _setting(12345, "TCP port to listen on (0: pick a free one)", 0)
+    # Storage
+    data_dir: str = _setting("data", "folder for the SQLite database, backups and admin socket")
+    history_retention_days: int = _setting(
+        365, "delete messages older than this many days (0: keep forever)", 0
+    )
+    history_max_messages: int = _setting(
+        1_000_000, "keep at most this many messages, oldest deleted first (0: no cap)", 0
+    )
+    history_flush_ms: int = _setting(
+        200, "messages are committed in batches at least this often (crash loses at most this)", 1
+    )
+    channel_allowlist: str = _setting(
+        "", "comma-separated channels users may join (empty: any valid name creates one)"
+    )
+    # Logging
+    log_level: str = _setting("info", "debug, info, warning or error (debug logs every message)")
+    log_file: str = _setting("", "also append the log to this file (empty: stdout only)")
+    # Framing and content
+    max_line_bytes: int = _setting(
+        16_384, "longest request line in bytes; longer lines get an error", 256
+    )
+    abuse_line_bytes: int = _setting(
+        1_048_576, "a single line this long closes the connection (abuse)", 256
+    )
+    max_content_chars: int = _setting(2_000, "longest message content in characters", 1)
+    max_name_chars: int = _setting(64, "longest user or guest name in characters", 1)
+    max_password_chars: int = _setting(1_024, "longest password in characters", 1)
+    # Rate limiting (token bucket per connection)
+    rate_per_second: float = _setting(20.0, "requests per second a connection may sustain", 0.001)
+    rate_burst: int = _setting(60, "requests a connection may send at once before limiting", 1)
+    flood_disconnect_after: int = _setting(
+        200, "rejected requests in a row (over the rate) before the connection is closed", 1
+    )
+    # Output
+    send_queue_bytes: int = _setting(
+        1_048_576, "unsent bytes to one client before it is disconnected as a stalled reader", 1024
+    )
+    # Connections
+    max_connections: int = _setting(2_000, "connections in total", 1)
+    max_connections_per_address: int = _setting(
+        1_000, "connections from one address (high: behind NAT a whole class shares one)", 1
+    )
+    tcp_keepalive: bool = _setting(True, "enable TCP keepalive probes on client sockets")
+    # Accounts
+    login_max_failures: int = _setting(
+        5, "failed logins on one account before it is locked for a while", 1
+    )
+    login_failure_window: float = _setting(300.0, "seconds over which failed logins are counted", 1)
+    login_lockout_seconds: float = _setting(
+        60.0, "seconds an account answers 'Login failed.' after too many failures", 0
+    )
+    scrypt_n: int = _setting(16_384, "scrypt CPU/memory cost for new password hashes", 2)
+    scrypt_r: int = _setting(8, "scrypt block size", 1)
+    scrypt_p: int = _setting(1, "scrypt parallelism", 1)
+    hash_workers: int = _setting(1, "threads that hash passwords, off the event loop", 1)
+    # Lifecycle
+    shutdown_timeout: float = _setting(
+        5.0, "seconds to flush and close clients on shutdown before cutting them", 0
+    )
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            minimum = f.metadata.get("minimum")
+            value = getattr(self, f.name)
+            if minimum is not None and value < minimum:
+                raise SettingsError(f"{f.name} must be at least {minimum}, got {value}")
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"port must be between 0 and 65535, got {self.port}")
+        if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
+            raise SettingsError(
+                f"log_level must be debug, info, warning or error: {self.log_level!r}"
+            )
+        if self.scrypt_n & (self.scrypt_n - 1):
+            raise SettingsError(f"scrypt_n must be a power of two, got {self.scrypt_n}")
+        from classcord.protocol import normalize_channel
+
+        for name in self.channel_allowlist.split(","):
+            if name.strip() and normalize_channel(name) is None:
+                raise SettingsError(f"channel_allowlist: invalid channel name {name.strip()!r}")
+        if self.abuse_line_bytes < self.max_line_bytes:
+            raise SettingsError("abuse_line_bytes must be at least max_line_bytes")
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_path / "classcord.db"
+
+    @property
+    def allowed_channels(self) -> frozenset[str]:
+        from classcord.protocol import normalize_channel
+
+        names = (normalize_channel(n) for n in self.channel_allowlist.split(",") if n.strip())
+        return frozenset(n for n in names if n is not None)
+
+    @property
+    def admin_socket_path(self) -> Path:
+        return self.data_path / "admin.sock"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def parse_value(kind: type, raw: str, name: str) -> Any:
+    """Convert a flag or variable's text to the field's type, or raise SettingsError."""
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise SettingsError(f"{name}: expected true or false, got {raw!r}")
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: expected {kind.__name__}, got {raw!r}") from None
+
+
+def field_types() -> dict[str, type]:
+    kinds = {"str": str, "int": int, "float": float, "bool": bool}
+    return {f.name: kinds[str(f.type)] for f in dataclasses.fields(Settings)}
+
+
+def settings_from(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build Settings from typed overrides (flags) over ``CLASSCORD_*`` variables."""
+    environ = os.environ if environ is None else environ
+    overrides = overrides or {}
+    values: dict[str, Any] = {}
+    for name, kind in field_types().items():
+        if overrides.get(name) is not None:
+            values[name] = overrides[name]
+        elif env_name(name) in environ:
+            values[name] = parse_value(kind, environ[env_name(name)], env_name(name))
+    return Settings(**values)

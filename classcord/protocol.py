@@ -1,0 +1,401 @@
+"""The wire protocol with no I/O: bytes in, typed requests out; replies in, bytes out.
+
+Framing splits on ``\\n`` and checks the byte limit while searching, so a line never
+grows a buffer past the limit by more than one read. Lines are decoded whole, so a
+UTF-8 character split across TCP segments survives; a line that is not UTF-8 is read
+as cp1252 (Java clients on Windows write their platform charset). Output is
+ASCII-escaped JSON, which every client family decodes correctly whatever its charset.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from classcord import texts
+
+STATUS_VALUES: Final = ("online", "away", "dnd", "invisible")
+USERS_TYPES: Final = frozenset({"users", "list_users", "userlist"})
+CHANNELS_TYPES: Final = frozenset({"channels", "list_channels", "channel_list"})
+DEFAULT_CHANNEL: Final = "#general"
+MAX_CHANNEL_CHARS: Final = 32
+FEATURES: Final = ("system", "history_on_join", "typing")
+
+
+class ClassCordError(Exception):
+    """Root of every error the server raises on purpose."""
+
+
+class ClientError(ClassCordError):
+    """A client's mistake: answered with an error line, the session goes on."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class AbuseError(ClassCordError):
+    """A limit breached by abuse: the connection is closed and the reason logged."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --- framing -----------------------------------------------------------------
+
+
+class LineTooLong:
+    """Framing event: a line passed the byte limit; its rest is being discarded."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "LINE_TOO_LONG"
+
+
+LINE_TOO_LONG: Final = LineTooLong()
+FrameEvent = bytes | LineTooLong
+
+
+class LineFramer:
+    """Splits a byte stream into lines without ever holding more than one long line."""
+
+    __slots__ = ("_abuse_bytes", "_buffer", "_discarded", "_discarding", "_max_bytes")
+
+    def __init__(self, max_line_bytes: int, abuse_line_bytes: int) -> None:
+        self._max_bytes = max_line_bytes
+        self._abuse_bytes = abuse_line_bytes
+        self._buffer = bytearray()
+        self._discarding = False
+        self._discarded = 0
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[FrameEvent]:
+        """Return the complete lines in ``data`` (without ``\\n`` or a final ``\\r``).
+
+        Raises AbuseError when one line goes on past ``abuse_line_bytes``.
+        """
+        events: list[FrameEvent] = []
+        if self._discarding:
+            newline = data.find(b"\n")
+            if newline < 0:
+                self._note_discarded(len(data))
+                return events
+            self._note_discarded(newline)
+            self._discarding = False
+            self._discarded = 0
+            data = data[newline + 1 :]
+        buffer = self._buffer
+        buffer += data
+        start = 0
+        while (newline := buffer.find(b"\n", start)) >= 0:
+            end = newline - 1 if newline > start and buffer[newline - 1] == 0x0D else newline
+            if end - start > self._max_bytes:
+                events.append(LINE_TOO_LONG)
+            else:
+                events.append(bytes(buffer[start:end]))
+            start = newline + 1
+        if start:
+            del buffer[:start]
+        if len(buffer) > self._max_bytes:
+            events.append(LINE_TOO_LONG)
+            self._discarding = True
+            self._discarded = 0
+            self._note_discarded(len(buffer))
+            buffer.clear()
+        return events
+
+    def _note_discarded(self, count: int) -> None:
+        self._discarded += count
+        if self._discarded > self._abuse_bytes:
+            raise AbuseError(f"line longer than {self._abuse_bytes} bytes")
+
+
+def decode_line(raw: bytes) -> str:
+    """UTF-8 first; anything else is read as cp1252, never rejected."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252", errors="replace")
+    return text.removeprefix("\ufeff")
+
+
+# --- requests ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    username: str
+    password: str
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    username: str
+    password: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    content: str
+    private_to: str | None
+    requested_name: str | None
+    channel: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetStatus:
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListUsers:
+    reply_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    features: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JoinChannel:
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveChannel:
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListChannels:
+    reply_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    channel: str | None
+    with_user: str | None
+    limit: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    channel: str | None
+    to: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    type_name: str
+
+
+Request = (
+    Register
+    | Login
+    | Chat
+    | SetStatus
+    | ListUsers
+    | Ping
+    | Hello
+    | JoinChannel
+    | LeaveChannel
+    | ListChannels
+    | History
+    | Typing
+    | Unknown
+)
+
+
+def _text(obj: Mapping[str, Any], key: str, request: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        raise ClientError(texts.FIELD_REQUIRED.format(request=request, field=key))
+    return value
+
+
+def _optional_text(obj: Mapping[str, Any], key: str, request: str) -> str | None:
+    value = obj.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ClientError(
+            texts.FIELD_WRONG_TYPE.format(request=request, field=key, expected="un texte")
+        )
+    return value
+
+
+def _credentials(obj: Mapping[str, Any], request: str) -> tuple[str, str]:
+    return _text(obj, "username", request), _text(obj, "password", request)
+
+
+def _chat(obj: Mapping[str, Any]) -> Chat:
+    content = obj.get("content", "")
+    if content is None:
+        content = ""
+    if not isinstance(content, str):
+        raise ClientError(
+            texts.FIELD_WRONG_TYPE.format(request="message", field="content", expected="un texte")
+        )
+    requested = obj.get("from")
+    requested_name = requested if isinstance(requested, str) and requested.strip() else None
+    private_to = None
+    if obj.get("subtype") == "private":
+        private_to = _text(obj, "to", "message")
+    return Chat(content, private_to, requested_name, _optional_text(obj, "channel", "message"))
+
+
+def _status(obj: Mapping[str, Any]) -> SetStatus:
+    state = _text(obj, "state", "status")
+    if state not in STATUS_VALUES:
+        raise ClientError(
+            texts.STATUS_INVALID.format(state=state, allowed=", ".join(STATUS_VALUES))
+        )
+    return SetStatus(state)
+
+
+def _hello(obj: Mapping[str, Any]) -> Hello:
+    features = obj.get("features", [])
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        raise ClientError(
+            texts.FIELD_WRONG_TYPE.format(
+                request="hello", field="features", expected="une liste de textes"
+            )
+        )
+    return Hello(tuple(features))
+
+
+def _history(obj: Mapping[str, Any]) -> History:
+    limit = obj.get("limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise ClientError(
+            texts.FIELD_WRONG_TYPE.format(request="history", field="limit", expected="un entier")
+        )
+    return History(
+        _optional_text(obj, "channel", "history"), _optional_text(obj, "with", "history"), limit
+    )
+
+
+def parse_request(text: str) -> Request | None:
+    """Parse one decoded line. Blank lines give None; mistakes raise ClientError."""
+    if not text.strip():
+        return None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ClientError(texts.INVALID_JSON.format(column=exc.colno)) from None
+    except RecursionError:
+        raise ClientError(texts.TOO_DEEP) from None
+    except ValueError:  # e.g. an integer literal past Python's digit limit
+        raise ClientError(texts.INVALID_JSON.format(column=1)) from None
+    if not isinstance(obj, dict):
+        raise ClientError(texts.NOT_AN_OBJECT)
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise ClientError(texts.MISSING_TYPE)
+    if kind == "register":
+        return Register(*_credentials(obj, kind))
+    if kind == "login":
+        return Login(*_credentials(obj, kind))
+    if kind == "message":
+        return _chat(obj)
+    if kind == "status":
+        return _status(obj)
+    if kind in USERS_TYPES:
+        return ListUsers(kind)
+    if kind == "ping":
+        return Ping()
+    if kind == "hello":
+        return _hello(obj)
+    if kind == "join_channel":
+        return JoinChannel(_text(obj, "channel", kind))
+    if kind == "leave_channel":
+        return LeaveChannel(_text(obj, "channel", kind))
+    if kind in CHANNELS_TYPES:
+        return ListChannels(kind)
+    if kind == "history":
+        return _history(obj)
+    if kind == "typing":
+        return Typing(_optional_text(obj, "channel", kind), _optional_text(obj, "to", kind))
+    return Unknown(kind)
+
+
+# --- validation shared by sessions and accounts -------------------------------
+
+
+def is_valid_name(name: str, max_chars: int) -> bool:
+    """1..max_chars characters, no control or format characters, no outer spaces."""
+    if not 0 < len(name) <= max_chars or name != name.strip():
+        return False
+    return not any(unicodedata.category(ch)[0] == "C" for ch in name)
+
+
+def normalize_channel(name: str) -> str | None:
+    """``dev``, ``#dev`` and ``#Dev`` are one channel, ``#dev``; None if not a valid name."""
+    bare = name.strip().removeprefix("#").lower()
+    if not 0 < len(bare) <= MAX_CHANNEL_CHARS:
+        return None
+    if not all(ch.isalnum() or ch in "-_" for ch in bare):
+        return None
+    return "#" + bare
+
+
+def name_key(name: str) -> str:
+    """Names compare case-insensitively, so 'Alice' cannot pose as 'alice'."""
+    return name.casefold()
+
+
+# --- replies -------------------------------------------------------------------
+
+
+def encode(reply: Mapping[str, Any]) -> bytes:
+    """One reply as one line of ASCII JSON (default separators, like the reference)."""
+    return (json.dumps(reply, ensure_ascii=True) + "\n").encode("ascii")
+
+
+def error_reply(message: str) -> dict[str, Any]:
+    # Client A reads "error", the others "message": both carry the same text.
+    return {"type": "error", "message": message, "error": message}
+
+
+def chat_reply(
+    sender: str,
+    content: str,
+    timestamp: str,
+    private_to: str | None = None,
+    channel: str | None = None,
+) -> dict[str, Any]:
+    reply: dict[str, Any] = {
+        "type": "message",
+        "subtype": "private" if private_to is not None else "global",
+        "from": sender,
+        "content": content,
+        "timestamp": timestamp,
+    }
+    if private_to is not None:
+        reply["to"] = private_to
+    if channel is not None:
+        reply["channel"] = channel
+    return reply
+
+
+def status_reply(user: str, state: str) -> dict[str, Any]:
+    return {"type": "status", "user": user, "state": state}
+
+
+def notice_reply(content: str, timestamp: str) -> dict[str, Any]:
+    """A notice for people, shaped as an ordinary global message every client shows."""
+    return chat_reply(texts.SERVER_NAME, content, timestamp)

@@ -1,0 +1,416 @@
+"""The asyncio adapter: bytes between transports and sessions, timers, shutdown.
+
+Writes are coalesced: ``send`` only queues bytes and marks the connection dirty;
+once per event-loop pass every dirty connection gets one ``transport.write``. A
+client whose unsent bytes pass ``send_queue_bytes`` is cut off alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import resource
+import socket
+import time
+from collections import Counter, deque
+from typing import Any
+
+from classcord import texts
+from classcord.accounts import Accounts
+from classcord.config import Settings
+from classcord.hub import Hub
+from classcord.protocol import (
+    LINE_TOO_LONG,
+    AbuseError,
+    ClientError,
+    FrameEvent,
+    LineFramer,
+    encode,
+    error_reply,
+)
+from classcord.session import Pending, Session
+from classcord.storage import Storage, StorageWorker
+
+log = logging.getLogger("classcord.server")
+
+PRUNE_INTERVAL_SECONDS = 3600.0
+KEEPALIVE_IDLE_SECONDS = 60
+KEEPALIVE_INTERVAL_SECONDS = 15
+KEEPALIVE_PROBES = 4
+
+
+class WriteScheduler:
+    """Flushes every connection that has queued bytes, once per loop pass."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._dirty: list[Connection] = []
+        self._scheduled = False
+
+    def mark(self, connection: Connection) -> None:
+        self._dirty.append(connection)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        self._scheduled = False
+        for connection in dirty:
+            connection.flush()
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, server: ClassCordServer, conn_id: int) -> None:
+        self.server = server
+        self._conn_id = conn_id
+        self._address = "?"
+        self.transport: asyncio.Transport | None = None
+        settings = server.settings
+        self.framer = LineFramer(settings.max_line_bytes, settings.abuse_line_bytes)
+        self.session = Session(self, server.hub)
+        self._events: deque[FrameEvent] = deque()
+        self._pending: asyncio.Task[None] | None = None
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._backlog = 0
+        self._dirty = False
+        self._closed = False
+        self._close_reason = "client closed the connection"
+        self.admitted = False
+
+    # Peer interface used by the session
+
+    @property
+    def conn_id(self) -> int:
+        return self._conn_id
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    def queued_bytes(self) -> int:
+        return self._out_bytes + self._backlog
+
+    def send(self, data: bytes) -> None:
+        if self._closed:
+            return
+        self._out.append(data)
+        self._out_bytes += len(data)
+        if self._out_bytes + self._backlog > self.server.settings.send_queue_bytes:
+            self.abort(f"send queue full ({self._out_bytes + self._backlog} bytes unsent)")
+            return
+        if not self._dirty:
+            self._dirty = True
+            self.server.writer.mark(self)
+
+    def flush(self) -> None:
+        self._dirty = False
+        if self._closed or self.transport is None or not self._out:
+            return
+        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+        self._out.clear()
+        self._out_bytes = 0
+        self.transport.write(data)
+        self._backlog = self.transport.get_write_buffer_size()
+        if self._backlog > self.server.settings.send_queue_bytes:
+            self.abort(f"send queue full ({self._backlog} bytes unsent)")
+
+    def close(self, reason: str) -> None:
+        """Flush what is queued, then close."""
+        if self._closed or self.transport is None:
+            return
+        self.flush()
+        self._close_reason = reason
+        self._closed = True
+        self.transport.close()
+
+    def abort(self, reason: str) -> None:
+        """Cut the connection now, discarding what is unsent (abuse, stalled reader)."""
+        if self._closed or self.transport is None:
+            return
+        log.warning(
+            "limit: conn=%d addr=%s user=%s closed: %s",
+            self._conn_id,
+            self._address,
+            self.session.name or "-",
+            reason,
+        )
+        self._close_reason = reason
+        self._closed = True
+        self._out.clear()
+        self.transport.abort()
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self._address = str(peer[0]) if isinstance(peer, tuple) else "local"
+        refusal = self.server.admit(self)
+        if refusal is not None:
+            log.warning("refused: conn=%d addr=%s: %s", self._conn_id, self._address, refusal)
+            transport.write(encode(error_reply(refusal)))
+            self._close_reason = "refused"
+            self._closed = True
+            transport.close()
+            return
+        self.admitted = True
+        sock = transport.get_extra_info("socket")
+        if sock is not None and self.server.settings.tcp_keepalive:
+            _enable_keepalive(sock)
+        log.info("open: conn=%d addr=%s", self._conn_id, self._address)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        try:
+            self._events.extend(self.framer.feed(data))
+        except AbuseError as exc:
+            self.abort(exc.reason)
+            return
+        self._process()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        if self._pending is not None:
+            self._pending.cancel()
+        if exc is not None and self._close_reason == "client closed the connection":
+            self._close_reason = f"connection error: {exc}"
+        self.server.release(self)
+        if self.admitted:
+            log.info(
+                "close: conn=%d addr=%s user=%s reason=%s",
+                self._conn_id,
+                self._address,
+                self.session.name or "-",
+                self._close_reason,
+            )
+
+    # request processing
+
+    def _process(self) -> None:
+        while self._events and self._pending is None and not self._closed:
+            event = self._events.popleft()
+            try:
+                if event is LINE_TOO_LONG:
+                    self.session.line_too_long()
+                    continue
+                assert isinstance(event, bytes)
+                waiting = self.session.receive_line(event)
+            except AbuseError as exc:
+                self.abort(exc.reason)
+                return
+            except Exception:
+                log.exception("bug while handling a request on conn=%d", self._conn_id)
+                self.session.error(texts.INTERNAL_ERROR)
+                continue
+            if waiting is not None:
+                self._pending = asyncio.get_running_loop().create_task(self._wait(waiting))
+        if self._pending is not None and self._events and self.transport is not None:
+            # Lines keep their order: stop reading until the slow handler is done.
+            self.transport.pause_reading()
+
+    async def _wait(self, waiting: Pending) -> None:
+        try:
+            await waiting
+        except ClientError as exc:
+            self.session.error(exc.message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("bug while handling a request on conn=%d", self._conn_id)
+            self.session.error(texts.INTERNAL_ERROR)
+        finally:
+            self._pending = None
+        if not self._closed and self.transport is not None:
+            self.transport.resume_reading()
+            self._process()
+
+
+def _enable_keepalive(sock: socket.socket) -> None:
+    # Dead peers (a PC switched off mid-lesson) are found without an idle timeout,
+    # which real clients would hit while waiting at their login screen.
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE_SECONDS)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL_SECONDS)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)
+
+
+def raise_open_file_limit() -> int:
+    """Lift the soft descriptor limit to the hard one; returns the soft limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return soft
+
+
+class ClassCordServer:
+    """Owns the listening socket, storage, hub and every connection."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.storage = StorageWorker(Storage(settings.database_path))
+        self.accounts = Accounts(settings, self.storage)
+        self.hub = Hub(settings, self.accounts, self.storage)
+        self.connections: set[Connection] = set()
+        self.per_address: Counter[str] = Counter()
+        self.writer: WriteScheduler
+        self.port = settings.port
+        self._ids = itertools.count(1)
+        self._server: asyncio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = asyncio.Event()
+        self._all_released = asyncio.Event()
+        self._shutdown_task: asyncio.Task[None] | None = None
+        self._shutting_down = False
+        self.extra_servers: list[asyncio.AbstractServer] = []
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.writer = WriteScheduler(loop)
+        await self.accounts.load()
+        await self._prune()
+        limit = raise_open_file_limit()
+        if limit < self.settings.max_connections + 64:
+            log.warning(
+                "open file limit %d is below max_connections %d: raise it (ulimit -n)",
+                limit,
+                self.settings.max_connections,
+            )
+        self._server = await loop.create_server(
+            lambda: Connection(self, next(self._ids)),
+            self.settings.host,
+            self.settings.port,
+            reuse_address=True,
+            backlog=1024,
+        )
+        sockets = self._server.sockets
+        self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+        self._tasks = [
+            loop.create_task(self._flush_history_forever()),
+            loop.create_task(self._prune_forever()),
+        ]
+        log.info(
+            "listening on %s:%d (database %s, %d accounts)",
+            self.settings.host,
+            self.port,
+            self.settings.database_path,
+            self.accounts.registered_count(),
+        )
+
+    def admit(self, connection: Connection) -> str | None:
+        if self._shutting_down:
+            return texts.SHUTDOWN_NOTICE
+        if len(self.connections) >= self.settings.max_connections:
+            return texts.SERVER_FULL
+        if self.per_address[connection.address] >= self.settings.max_connections_per_address:
+            return texts.TOO_MANY_FROM_ADDRESS
+        self.connections.add(connection)
+        self.per_address[connection.address] += 1
+        self.hub.connect(connection.session)
+        return None
+
+    def release(self, connection: Connection) -> None:
+        if connection not in self.connections:
+            return
+        self.connections.discard(connection)
+        self.per_address[connection.address] -= 1
+        if self.per_address[connection.address] <= 0:
+            del self.per_address[connection.address]
+        self.hub.disconnect(connection.session)
+        if not self.connections:
+            self._all_released.set()
+
+    async def _flush_history_forever(self) -> None:
+        interval = self.settings.history_flush_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.hub.flush_history()
+            except Exception:
+                log.exception("could not write message history; will retry")
+
+    async def _prune(self) -> None:
+        settings = self.settings
+        deleted = await self.storage.call(
+            self.storage.storage.prune,
+            settings.history_retention_days,
+            settings.history_max_messages,
+            time.time(),
+        )
+        if deleted:
+            log.info("retention: deleted %d old messages", deleted)
+        self.accounts.throttle.forget_stale()
+
+    async def _prune_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+            try:
+                await self._prune()
+            except Exception:
+                log.exception("retention pass failed")
+
+    def request_shutdown(self, why: str = "shutdown requested") -> None:
+        """Safe to call from a signal handler, and more than once."""
+        if self._shutting_down:
+            return
+        log.info("%s: stopping", why)
+        self._shutdown_task = asyncio.get_running_loop().create_task(self.shutdown())
+
+    async def shutdown(self) -> None:
+        """Stop accepting, tell the clients, flush storage, close within the deadline."""
+        if self._shutting_down:
+            await self._closed.wait()
+            return
+        self._shutting_down = True
+        if self._server is not None:
+            self._server.close()
+        for extra in self.extra_servers:
+            extra.close()
+        notified = self.hub.notify_all(texts.SHUTDOWN_NOTICE)
+        for connection in list(self.connections):
+            connection.close("server shutdown")
+        if self.connections:
+            self._all_released.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_released.wait(), self.settings.shutdown_timeout)
+        for connection in list(self.connections):
+            connection.abort("shutdown deadline passed")
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            flushed = await self.hub.flush_history()
+        finally:
+            await self.storage.close()
+            self.accounts.close()
+        log.info("stopped: %d clients notified, %d messages flushed", notified, flushed)
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    def stats(self) -> dict[str, Any]:
+        counters = self.hub.counters
+        return {
+            "connections": len(self.connections),
+            "addresses": len(self.per_address),
+            "online_names": len({s.name for s in self.hub.sessions if s.identified}),
+            "messages": counters.messages,
+            "private_messages": counters.private_messages,
+            "deliveries": counters.deliveries,
+            "queued_bytes": sum(c.queued_bytes() for c in self.connections),
+            "uptime_seconds": round(time.time() - self.hub.started_at, 1),
+        }
