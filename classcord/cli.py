@@ -17,7 +17,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from classcord import __version__
 from classcord.config import (
@@ -83,8 +83,15 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return settings_from(overrides)
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """A usage mistake is one line on stderr and exit code 2, not a page of usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="classcord",
         description="ClassCord classroom chat server. Without a command: serve.",
     )
@@ -174,7 +181,7 @@ def _run_lazy(argv: list[str]) -> int:
     except ModuleNotFoundError:
         print(f"classcord: the '{argv[0]}' command is not available in this build", file=sys.stderr)
         return EXIT_USAGE
-    sub = argparse.ArgumentParser(prog=f"classcord {argv[0]}", description=help_text)
+    sub = OneLineErrorParser(prog=f"classcord {argv[0]}", description=help_text)
     module.add_arguments(sub)
     result: int = module.run(sub.parse_args(argv[1:]))
     return result

@@ -99,7 +99,12 @@ class Connection(asyncio.Protocol):
             return
         self._out.append(data)
         self._out_bytes += len(data)
-        if self._out_bytes + self._backlog > self.server.settings.send_queue_bytes:
+        # Only a client the kernel already refused bytes to is behind: a burst queued
+        # within one loop pass for a client that keeps up is not a stalled reader.
+        if (
+            self._backlog
+            and self._out_bytes + self._backlog > self.server.settings.send_queue_bytes
+        ):
             self.abort(f"send queue full ({self._out_bytes + self._backlog} bytes unsent)")
             return
         if not self._dirty:

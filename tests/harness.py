@@ -1,0 +1,111 @@
+"""Ring 2 harness: real sessions, hub, accounts and storage; a recording peer
+instead of a socket."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+from classcord.accounts import Accounts
+from classcord.config import Settings
+from classcord.hub import Hub
+from classcord.protocol import LINE_TOO_LONG, LineFramer
+from classcord.session import Session
+from classcord.storage import Storage, StorageWorker
+
+from .conftest import make_settings
+
+_ids = itertools.count(1)
+
+
+class RecordingPeer:
+    def __init__(self, address: str = "10.0.2.2") -> None:
+        self._conn_id = next(_ids)
+        self._address = address
+        self.sent: list[bytes] = []
+        self.closed_reason: str | None = None
+
+    @property
+    def conn_id(self) -> int:
+        return self._conn_id
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    def send(self, data: bytes) -> None:
+        assert self.closed_reason is None, "sent after close"
+        self.sent.append(data)
+
+    def close(self, reason: str) -> None:
+        self.closed_reason = reason
+
+    def queued_bytes(self) -> int:
+        return 0
+
+    def take(self) -> list[dict[str, Any]]:
+        """Every line sent since the last call, decoded."""
+        lines = [json.loads(data) for data in b"".join(self.sent).splitlines()]
+        self.sent.clear()
+        return lines
+
+
+class Harness:
+    def __init__(self, tmp: Path, **changes: Any) -> None:
+        self.settings: Settings = make_settings(tmp / "data", **changes)
+        self.storage = StorageWorker(Storage(self.settings.database_path))
+        self.clock_now = 1000.0
+        self.accounts = Accounts(self.settings, self.storage, clock=self.clock)
+        self.hub = Hub(self.settings, self.accounts, self.storage, timestamp=self.timestamp)
+        self.framers: dict[Session, LineFramer] = {}
+
+    def clock(self) -> float:
+        return self.clock_now
+
+    @staticmethod
+    def timestamp() -> str:
+        return "2025-06-20T14:52:43.123456"
+
+    def connect(self, address: str = "10.0.2.2") -> tuple[Session, RecordingPeer]:
+        peer = RecordingPeer(address)
+        session = Session(peer, self.hub, clock=self.clock)
+        self.hub.connect(session)
+        self.framers[session] = LineFramer(
+            self.settings.max_line_bytes, self.settings.abuse_line_bytes
+        )
+        return session, peer
+
+    def disconnect(self, session: Session) -> None:
+        self.hub.disconnect(session)
+
+    async def feed(self, session: Session, data: bytes) -> None:
+        """Bytes as the I/O layer would hand them over, awaiting slow handlers in order."""
+        for event in self.framers[session].feed(data):
+            if event is LINE_TOO_LONG:
+                session.line_too_long()
+                continue
+            assert isinstance(event, bytes)
+            pending = session.receive_line(event)
+            if pending is not None:
+                await pending
+
+    async def send(self, session: Session, obj: dict[str, Any]) -> None:
+        await self.feed(session, json.dumps(obj).encode() + b"\n")
+
+    async def user(self, name: str, password: str = "pw") -> tuple[Session, RecordingPeer]:
+        session, peer = self.connect()
+        await self.send(session, {"type": "register", "username": name, "password": password})
+        await self.send(session, {"type": "login", "username": name, "password": password})
+        replies = peer.take()
+        assert replies[:2] == [
+            {"type": "register", "status": "ok"},
+            {"type": "login", "status": "ok", "username": name},
+        ], replies
+        return session, peer
+
+    async def close(self) -> None:
+        await self.hub.flush_history()
+        await self.storage.close()
+        self.accounts.close()

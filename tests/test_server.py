@@ -1,0 +1,197 @@
+"""Ring 3: the asyncio layer over real sockets on 127.0.0.1, in process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from classcord import texts
+from classcord.server import ClassCordServer, Connection
+
+from .clients import LineClient
+from .conftest import make_settings
+
+
+class RecordingTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("192.0.2.1", 5555) if name == "peername" else default
+
+    def close(self) -> None:
+        pass
+
+
+async def test_many_messages_to_one_client_in_one_pass_are_one_write(
+    server: ClassCordServer,
+) -> None:
+    connection = Connection(server, 999)
+    transport = RecordingTransport()
+    connection.connection_made(transport)
+    for n in range(3):
+        connection.send(f"line {n}\n".encode())
+    assert transport.writes == []  # queued until the loop pass ends
+    await asyncio.sleep(0)
+    assert transport.writes == [b"line 0\nline 1\nline 2\n"]
+    connection.connection_lost(None)
+
+
+async def start(tmp_path: Path, **changes: Any) -> ClassCordServer:
+    server = ClassCordServer(make_settings(tmp_path / "data", **changes))
+    await server.start()
+    return server
+
+
+async def test_chat_over_sockets_with_split_utf8_and_crlf(server: ClassCordServer) -> None:
+    alice = await LineClient.connect(server.port)
+    bob = await LineClient.connect(server.port)
+    await alice.account("alice")
+    await bob.account("bob")
+    await alice.recv_type("status")
+    line = '{"type": "message", "content": "caf\u00e9 \u2615"}\r\n'.encode()
+    for byte in range(len(line)):  # one byte per TCP segment
+        await bob.send_raw(line[byte : byte + 1])
+        await asyncio.sleep(0)
+    received = await alice.recv()
+    assert received["content"] == "caf\u00e9 \u2615"
+    assert received["from"] == "bob"
+    await alice.close()
+    await bob.close()
+
+
+async def test_a_stalled_reader_is_cut_off_and_nobody_else_notices(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await start(
+        tmp_path, send_queue_bytes=256 * 1024, rate_per_second=100_000.0, rate_burst=100_000
+    )
+    caplog.set_level(logging.WARNING, "classcord.server")
+    try:
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", server.port))
+        stalled.sendall(b'{"type": "message", "content": "", "from": "lent"}\n')
+        sender = await LineClient.connect(server.port)
+        watcher = await LineClient.connect(server.port)
+        await sender.send({"type": "message", "content": "", "from": "bavard"})
+        await watcher.send({"type": "message", "content": "", "from": "veilleur"})
+        for client in (sender, watcher):  # both are guests before anything is sent
+            await client.send({"type": "ping"})
+            await client.recv_type("pong")
+        payload = "x" * 1500
+        total = 6000  # about 9 MB: more than the kernel buffers of the stalled client
+
+        async def watch() -> int:
+            seen = 0
+            while seen < total:
+                message = await watcher.recv_type("message")
+                seen += message["content"] == payload
+            return seen
+
+        watching = asyncio.ensure_future(watch())
+        for _ in range(total):
+            await sender.send({"type": "message", "content": payload})
+        assert await asyncio.wait_for(watching, 30) == total
+        await sender.send({"type": "ping"})
+        assert (await sender.recv_type("pong"))["type"] == "pong"
+        assert not any(c.session.name == "lent" for c in server.connections)
+        assert "user=lent closed: send queue full" in caplog.text
+        assert "user=veilleur" not in caplog.text
+        stalled.close()
+        await sender.close()
+        await watcher.close()
+    finally:
+        await server.shutdown()
+
+
+async def test_connection_limits_answer_with_an_error_line(tmp_path: Path) -> None:
+    server = await start(tmp_path, max_connections=5, max_connections_per_address=2)
+    try:
+        first = await LineClient.connect(server.port)
+        second = await LineClient.connect(server.port)
+        third = await LineClient.connect(server.port)
+        assert await third.recv() == {
+            "type": "error",
+            "message": texts.TOO_MANY_FROM_ADDRESS,
+            "error": texts.TOO_MANY_FROM_ADDRESS,
+        }
+        assert await third.closed()
+        await first.send({"type": "ping"})
+        assert await first.recv() == {"type": "pong"}
+        for client in (first, second, third):
+            await client.close()
+    finally:
+        await server.shutdown()
+
+
+async def test_an_endless_line_is_answered_then_cut_as_abuse(tmp_path: Path) -> None:
+    server = await start(tmp_path, max_line_bytes=1024, abuse_line_bytes=64 * 1024)
+    try:
+        client = await LineClient.connect(server.port)
+        await client.send_raw(b"a" * 2000)
+        assert (await client.recv())["message"] == texts.LINE_TOO_LONG.format(limit=1024)
+        with pytest.raises(ConnectionError):
+            for _ in range(100):
+                await client.send_raw(b"a" * 4096)
+                await asyncio.sleep(0.001)
+        await client.close()
+    finally:
+        await server.shutdown()
+
+
+async def test_keepalive_is_on_for_client_sockets(server: ClassCordServer) -> None:
+    client = await LineClient.connect(server.port)
+    await client.send({"type": "ping"})
+    await client.recv()
+    (connection,) = server.connections
+    assert connection.transport is not None
+    sock = connection.transport.get_extra_info("socket")
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    await client.close()
+
+
+async def test_shutdown_notifies_everyone_then_closes(tmp_path: Path) -> None:
+    server = await start(tmp_path)
+    anonymous = await LineClient.connect(server.port)
+    alice = await LineClient.connect(server.port)
+    await alice.account("alice")
+    await anonymous.send({"type": "ping"})
+    await anonymous.recv()
+    await server.shutdown()
+    for client in (anonymous, alice):
+        notice = await client.recv()
+        assert notice["type"] == "message"
+        assert notice["from"] == "Serveur"
+        assert notice["content"] == texts.SHUTDOWN_NOTICE
+        assert await client.closed()
+        await client.close()
+
+
+async def test_messages_survive_a_restart_in_history(tmp_path: Path) -> None:
+    server = await start(tmp_path)
+    alice = await LineClient.connect(server.port)
+    await alice.account("alice")
+    await alice.send({"type": "message", "content": "gardé"})
+    await alice.send({"type": "ping"})
+    await alice.recv_type("pong")
+    await server.shutdown()
+    await alice.close()
+    again = await start(tmp_path)
+    try:
+        assert again.accounts.is_registered("alice")
+        assert again.storage.storage.count_messages() == 1
+    finally:
+        await again.shutdown()
