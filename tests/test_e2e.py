@@ -25,6 +25,7 @@ def classcord(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Com
     return subprocess.run(
         [sys.executable, "-m", "classcord", *args],
         capture_output=True,
+        check=False,
         text=True,
         timeout=60,
         cwd=cwd,
