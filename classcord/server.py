@@ -36,6 +36,8 @@ from classcord.storage import Storage, StorageWorker
 log = logging.getLogger("classcord.server")
 
 PRUNE_INTERVAL_SECONDS = 3600.0
+RATE_SAMPLE_SECONDS = 1.0
+RATE_SAMPLES_KEPT = 61
 KEEPALIVE_IDLE_SECONDS = 60
 KEEPALIVE_INTERVAL_SECONDS = 15
 KEEPALIVE_PROBES = 4
@@ -281,6 +283,7 @@ class ClassCordServer:
         self._shutdown_task: asyncio.Task[None] | None = None
         self._shutting_down = False
         self.extra_servers: list[asyncio.AbstractServer] = []
+        self._rate_samples: deque[tuple[float, int]] = deque(maxlen=RATE_SAMPLES_KEPT)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -306,7 +309,13 @@ class ClassCordServer:
         self._tasks = [
             loop.create_task(self._flush_history_forever()),
             loop.create_task(self._prune_forever()),
+            loop.create_task(self._sample_rates_forever()),
         ]
+        from classcord.admin import start_admin_socket
+
+        admin = await start_admin_socket(self, self.settings.admin_socket_path)
+        if admin is not None:
+            self.extra_servers.append(admin)
         log.info(
             "listening on %s:%d (database %s, %d accounts)",
             self.settings.host,
@@ -367,6 +376,21 @@ class ClassCordServer:
             except Exception:
                 log.exception("retention pass failed")
 
+    async def _sample_rates_forever(self) -> None:
+        while True:
+            self._rate_samples.append((time.monotonic(), self.hub.counters.messages))
+            await asyncio.sleep(RATE_SAMPLE_SECONDS)
+
+    def messages_per_second(self) -> float:
+        """Average over the last minute of samples."""
+        if len(self._rate_samples) < 2:
+            return 0.0
+        (first_time, first_count), (last_time, last_count) = (
+            self._rate_samples[0],
+            self._rate_samples[-1],
+        )
+        return round((last_count - first_count) / max(last_time - first_time, 1e-9), 2)
+
     def request_shutdown(self, why: str = "shutdown requested") -> None:
         """Safe to call from a signal handler, and more than once."""
         if self._shutting_down:
@@ -401,6 +425,9 @@ class ClassCordServer:
         finally:
             await self.storage.close()
             self.accounts.close()
+        with contextlib.suppress(FileNotFoundError):
+            if self.extra_servers:
+                self.settings.admin_socket_path.unlink()
         log.info("stopped: %d clients notified, %d messages flushed", notified, flushed)
         self._closed.set()
 
@@ -414,8 +441,11 @@ class ClassCordServer:
             "addresses": len(self.per_address),
             "online_names": len({s.name for s in self.hub.sessions if s.identified}),
             "messages": counters.messages,
+            "messages_per_second": self.messages_per_second(),
             "private_messages": counters.private_messages,
             "deliveries": counters.deliveries,
             "queued_bytes": sum(c.queued_bytes() for c in self.connections),
+            "largest_queue_bytes": max((c.queued_bytes() for c in self.connections), default=0),
+            "accounts": self.accounts.registered_count(),
             "uptime_seconds": round(time.time() - self.hub.started_at, 1),
         }

@@ -199,3 +199,12 @@ def test_backup_without_a_database_fails(tmp_path: Path) -> None:
     result = classcord("backup", "--data-dir", str(tmp_path / "none"))
     assert result.returncode == 1
     assert "no database" in result.stderr
+
+
+def test_readme_documents_every_setting_and_the_ci_test_command() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    for name in Settings.__dataclass_fields__:
+        assert f"`{env_name(name)}`" in readme, name
+    ci = (Path(__file__).parent.parent / ".ci" / "run").read_text(encoding="utf-8")
+    assert "<!-- test-command -->" in ci
+    assert "<!-- test-command -->\n```bash\n./scripts/test.sh\n```" in readme

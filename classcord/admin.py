@@ -1,0 +1,229 @@
+"""Admin control through a Unix socket in the data folder, never a network port.
+
+The socket is created owner-only (0600), so only the account running the server
+(or root) can use it: inside the container that is the app user, reached with
+``docker compose exec classcord python -m classcord admin who``.
+One JSON request line per connection, one JSON reply line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from classcord.config import settings_from
+
+if TYPE_CHECKING:
+    from classcord.server import ClassCordServer
+
+log = logging.getLogger("classcord.admin")
+
+MAX_REQUEST_BYTES = 65_536
+COMMANDS = ("who", "say", "kick", "ban", "unban", "stats", "channels", "shutdown")
+
+
+class AdminError(Exception):
+    """A wrong admin request: reported to the admin, the server goes on."""
+
+
+class AdminService:
+    """Executes admin commands against a running server."""
+
+    def __init__(self, server: ClassCordServer) -> None:
+        self.server = server
+
+    async def execute(self, request: dict[str, Any]) -> Any:
+        command = request.get("command")
+        args = request.get("args", [])
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise AdminError("args must be a list of strings")
+        if command == "who":
+            return self.who()
+        if command == "say":
+            text = " ".join(args).strip()
+            if not text:
+                raise AdminError("usage: say TEXT")
+            return {"notified": self.server.hub.notify_all(text)}
+        if command == "kick":
+            return {"closed": self._kick(args)}
+        if command in {"ban", "unban"}:
+            return await self._ban(args, command == "ban")
+        if command == "stats":
+            return self.server.stats()
+        if command == "channels":
+            hub = self.server.hub
+            return [
+                {"channel": name, "members": sorted(s.name for s in hub.channel_members(name))}
+                for name in hub.channel_names()
+            ]
+        if command == "shutdown":
+            self.server.request_shutdown("admin shutdown")
+            return {"shutting_down": True}
+        raise AdminError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
+
+    def who(self) -> list[dict[str, Any]]:
+        sessions = sorted(self.server.hub.sessions, key=lambda s: s.peer.conn_id)
+        rows = []
+        for session in sessions:
+            entry = self.server.hub.online(session.name) if session.identified else None
+            rows.append(
+                {
+                    "conn": session.peer.conn_id,
+                    "name": session.name,
+                    "kind": session.state.value,
+                    "state": entry.state if entry else "",
+                    "address": session.peer.address,
+                    "channels": sorted(session.channels),
+                    "since": datetime.fromtimestamp(session.connected_at).isoformat(
+                        timespec="seconds"
+                    ),
+                    "queued_bytes": session.peer.queued_bytes(),
+                }
+            )
+        return rows
+
+    def _kick(self, args: list[str]) -> int:
+        if not args:
+            raise AdminError("usage: kick USER [REASON]")
+        closed = self.server.hub.kick(args[0], " ".join(args[1:]))
+        if not closed:
+            raise AdminError(f"{args[0]} is not online")
+        log.warning("admin: kicked %s (%d connections)", args[0], closed)
+        return closed
+
+    async def _ban(self, args: list[str], banned: bool) -> dict[str, Any]:
+        if len(args) != 1:
+            raise AdminError(f"usage: {'ban' if banned else 'unban'} USER")
+        name = args[0]
+        if not await self.server.accounts.set_banned(name, banned):
+            raise AdminError(f"no account named {name!r} (guests can only be kicked)")
+        closed = self.server.hub.kick(name, "compte banni") if banned else 0
+        log.warning("admin: %s user=%s", "banned" if banned else "unbanned", name)
+        return {"user": name, "banned": banned, "closed": closed}
+
+
+async def start_admin_socket(server: ClassCordServer, path: Path) -> asyncio.AbstractServer | None:
+    """Listen on ``path`` (0600); None, with a warning, where that is impossible."""
+    service = AdminService(server)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+            reply: dict[str, Any]
+            try:
+                request = json.loads(line)
+                if not isinstance(request, dict):
+                    raise AdminError("request must be a JSON object")
+                reply = {"ok": True, "result": await service.execute(request)}
+            except (AdminError, ValueError) as exc:
+                reply = {"ok": False, "error": str(exc)}
+            writer.write(json.dumps(reply, ensure_ascii=True).encode() + b"\n")
+            await writer.drain()
+        except Exception:
+            log.exception("admin request failed")
+        finally:
+            writer.close()
+
+    if not _claim_socket_path(path):
+        log.warning("admin socket %s is used by another server: admin disabled", path)
+        return None
+    old_umask = os.umask(0o177)
+    try:
+        unix_server = await asyncio.start_unix_server(handle, path, limit=MAX_REQUEST_BYTES)
+    except OSError as exc:
+        log.warning("admin socket %s unavailable (%s): admin disabled", path, exc)
+        return None
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o600)
+    return unix_server
+
+
+def _claim_socket_path(path: Path) -> bool:
+    """False when a live server answers there; a file left by a crash is removed."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            return True
+    return False
+
+
+# --- the `classcord admin` command ---------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("command", choices=COMMANDS, help="what to do")
+    parser.add_argument(
+        "args", nargs="*", help="USER [REASON] for kick, USER for ban, TEXT for say"
+    )
+    parser.add_argument("--data-dir", default=None, help="data folder [CLASSCORD_DATA_DIR or data]")
+    parser.add_argument(
+        "--socket", type=Path, default=None, help="admin socket [DATA_DIR/admin.sock]"
+    )
+    parser.add_argument("--json", action="store_true", help="print the raw JSON reply")
+
+
+def request(path: Path, command: str, args: list[str], timeout: float = 10.0) -> dict[str, Any]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(json.dumps({"command": command, "args": args}).encode() + b"\n")
+        with sock.makefile("rb") as reader:
+            reply = json.loads(reader.readline())
+    if not isinstance(reply, dict):
+        raise ValueError("unexpected reply from the admin socket")
+    return reply
+
+
+def run(args: argparse.Namespace) -> int:
+    path = args.socket or settings_from({"data_dir": args.data_dir}).admin_socket_path
+    try:
+        reply = request(path, args.command, args.args)
+    except (OSError, ValueError) as exc:
+        print(
+            f"classcord admin: cannot reach the server at {path}: {exc}\n"
+            "Is it running, with the same data folder, and are you the user running it?",
+            file=sys.stderr,
+        )
+        return 1
+    if args.json:
+        print(json.dumps(reply, indent=2, ensure_ascii=False))
+    elif not reply.get("ok"):
+        print(f"classcord admin: {reply.get('error')}", file=sys.stderr)
+    else:
+        print(_human(args.command, reply["result"]))
+    return 0 if reply.get("ok") else 1
+
+
+def _human(command: str, result: Any) -> str:
+    if command == "who":
+        if not result:
+            return "nobody is connected"
+        lines = [f"{'conn':>5}  {'name':<20} {'kind':<9} {'state':<9} {'address':<15} since"]
+        for row in result:
+            lines.append(
+                f"{row['conn']:>5}  {row['name'] or '-':<20} {row['kind']:<9} "
+                f"{row['state'] or '-':<9} {row['address']:<15} {row['since']}  "
+                f"{' '.join(row['channels'])}"
+            )
+        return "\n".join(lines)
+    if command == "channels":
+        return "\n".join(
+            f"{row['channel']:<20} {len(row['members']):>4}  {', '.join(row['members'])}"
+            for row in result
+        )
+    if isinstance(result, dict):
+        return "\n".join(f"{key}: {value}" for key, value in result.items())
+    return str(result)
