@@ -1,0 +1,96 @@
+"""Accounts and storage: hashes, throttling, upgrades, retention, migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from classcord.accounts import (
+    LoginOutcome,
+    LoginThrottle,
+    ScryptParams,
+    hash_params,
+    hash_password,
+    verify_password,
+)
+from classcord.storage import SCHEMA_VERSION, MessageRecord, Storage, StorageError
+
+from .harness import Harness
+
+FAST = ScryptParams(1024, 8, 1)
+
+
+def test_hash_carries_its_parameters_and_a_fresh_salt() -> None:
+    first, second = hash_password("pw", FAST), hash_password("pw", FAST)
+    assert first != second  # per-user salt
+    assert hash_params(first) == FAST
+    assert verify_password("pw", first)
+    assert not verify_password("PW", first)
+    assert not verify_password("pw", "plain-text-from-the-old-pickle")
+
+
+def test_throttle_locks_then_forgets() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(3, window=60, lockout=30, clock=lambda: now[0])
+    assert not throttle.failure("alice")
+    now[0] = 100.0  # the first failure left the window
+    assert not throttle.failure("alice")
+    assert not throttle.failure("alice")
+    assert throttle.failure("alice")
+    assert throttle.is_locked("alice")
+    assert not throttle.is_locked("bob")  # per account, never per address
+    now[0] = 131.0
+    assert not throttle.is_locked("alice")
+    throttle.forget_stale()
+    assert not throttle.failure("alice")
+
+
+async def test_raised_parameters_upgrade_the_hash_at_next_login(tmp_path: Path) -> None:
+    old = Harness(tmp_path, scrypt_n=1024)
+    await old.accounts.load()
+    assert await old.accounts.register("alice", "pw") == "ok"
+    await old.close()
+    new = Harness(tmp_path, scrypt_n=2048)
+    await new.accounts.load()
+    assert await new.accounts.authenticate("alice", "pw") == LoginOutcome.OK
+    record = new.storage.storage.get_user("alice")
+    assert record is not None
+    assert hash_params(record.password_hash) == ScryptParams(2048, 8, 1)
+    assert await new.accounts.authenticate("alice", "pw") == LoginOutcome.OK
+    await new.close()
+
+
+def record(conversation: str, created: float, content: str = "x") -> MessageRecord:
+    return MessageRecord(
+        created, "2025-06-20T14:52:43.123456", conversation, "a", None, conversation, content
+    )
+
+
+def test_retention_by_age_and_by_count(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "c.db")
+    storage.add_messages([record("#general", t, str(t)) for t in range(10)])
+    assert storage.prune(retention_days=1, max_messages=0, now=86_400 + 5) == 5  # created before t=5
+    assert storage.prune(retention_days=0, max_messages=2, now=0) == 3
+    assert [m.content for m in storage.history("#general", 10)] == ["8", "9"]
+    storage.close()
+
+
+def test_schema_version_and_refusal_of_a_newer_database(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    Storage(path).close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StorageError, match="newer"):
+        Storage(path)
+
+
+def test_unwritable_data_folder_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(StorageError, match="cannot open database"):
+        Storage(blocker / "data" / "c.db")
