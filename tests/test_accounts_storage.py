@@ -71,7 +71,8 @@ def record(conversation: str, created: float, content: str = "x") -> MessageReco
 def test_retention_by_age_and_by_count(tmp_path: Path) -> None:
     storage = Storage(tmp_path / "c.db")
     storage.add_messages([record("#general", t, str(t)) for t in range(10)])
-    assert storage.prune(retention_days=1, max_messages=0, now=86_400 + 5) == 5  # created before t=5
+    # a day after t=5: the five messages created before t=5 go
+    assert storage.prune(retention_days=1, max_messages=0, now=86_400 + 5) == 5
     assert storage.prune(retention_days=0, max_messages=2, now=0) == 3
     assert [m.content for m in storage.history("#general", 10)] == ["8", "9"]
     storage.close()

@@ -56,7 +56,7 @@ class SessionMachine(RuleBasedStateMachine):
         self.loop.run_until_complete(self.harness.accounts.load())
         self.sessions: list[tuple[Session, RecordingPeer]] = []
         for name in ("alice", "bob"):
-            session, peer = self.harness.connect()
+            session, _ = self.harness.connect()
             self.run(session, {"type": "register", "username": name, "password": "pw"})
             self.harness.disconnect(session)
 
@@ -82,7 +82,7 @@ class SessionMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.sessions)
     @rule(index=st.integers(0, 50), name=st.sampled_from(["alice", "bob"]), good=st.booleans())
     def login(self, index: int, name: str, good: bool) -> None:
-        session, peer = self.sessions[index % len(self.sessions)]
+        session, _ = self.sessions[index % len(self.sessions)]
         self.run(session, {"type": "login", "username": name, "password": "pw" if good else "x"})
         self.harness.clock_now += 100  # past any lockout
         if good:
