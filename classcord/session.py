@@ -168,12 +168,25 @@ class Session:
         return self.dispatch(request)
 
     def line_too_long(self) -> None:
+        log.info(
+            "limit: conn=%d addr=%s line over %d bytes discarded",
+            self.peer.conn_id,
+            self.peer.address,
+            self.hub.settings.max_line_bytes,
+        )
         if not self._bucket.take():
             self._strike()
         self.error(texts.LINE_TOO_LONG.format(limit=self.hub.settings.max_line_bytes))
 
     def _strike(self) -> None:
         self._strikes += 1
+        if self._strikes == 1:  # once per burst, not once per dropped line
+            log.info(
+                "limit: conn=%d addr=%s user=%s over the rate limit, requests dropped",
+                self.peer.conn_id,
+                self.peer.address,
+                self.name or "-",
+            )
         if self._strikes >= self.hub.settings.flood_disconnect_after:
             raise AbuseError(f"flooding: {self._strikes} requests in a row over the rate limit")
 
