@@ -290,17 +290,23 @@ class Hub:
             return {"type": "system", "content": content, "timestamp": timestamp}
         return notice_reply(content, timestamp)
 
-    def notify_all(self, content: str) -> int:
-        """To every connection, logged in or not (used for shutdown and admin notices)."""
+    def notify_all(self, content: str, include_anonymous: bool = False) -> int:
+        """To every guest and user; anonymous connections only when they are about to
+        be closed anyway (shutdown): clients A and C take the first line after their
+        login request as its reply, so nothing unasked may reach them before it."""
         legacy = encode(notice_reply(content, self._timestamp()))
         system: bytes | None = None
+        count = 0
         for session in self.sessions:
+            if not (session.identified or include_anonymous):
+                continue
+            count += 1
             if "system" in session.features:
                 system = system or encode(self._notice_payload(session, content))
                 session.deliver(system)
             else:
                 session.deliver(legacy)
-        return len(self.sessions)
+        return count
 
     # --- channels -------------------------------------------------------------------
 

@@ -408,7 +408,7 @@ class ClassCordServer:
             self._server.close()
         for extra in self.extra_servers:
             extra.close()
-        notified = self.hub.notify_all(texts.SHUTDOWN_NOTICE)
+        notified = self.hub.notify_all(texts.SHUTDOWN_NOTICE, include_anonymous=True)
         for connection in list(self.connections):
             connection.close("server shutdown")
         if self.connections:

@@ -152,6 +152,7 @@ async def test_hello_grants_known_features_and_system_notices(server: ClassCordS
     assert hello["features"] == ["system"]
     await modern.account("modern")
     legacy = await connected(server, "legacy")
+    waiting_at_login = await LineClient.connect(server.port)
     await drain(modern)
     notified = await asyncio.to_thread(
         admin.request, server.settings.admin_socket_path, "say", ["Pause de 10 minutes"]
@@ -161,6 +162,9 @@ async def test_hello_grants_known_features_and_system_notices(server: ClassCordS
     assert system["content"] == "Pause de 10 minutes"
     plain = await legacy.recv_type("message")
     assert (plain["from"], plain["content"]) == ("Serveur", "Pause de 10 minutes")
+    # A client still at its login screen reads its login reply first, not the notice.
+    assert (await waiting_at_login.login("legacy"))["type"] == "login"
+    await waiting_at_login.close()
     await modern.close()
     await legacy.close()
 
