@@ -1,0 +1,180 @@
+"""Start the server under test as a child process and stop it cleanly.
+
+Both servers print ``listening on HOST:PORT`` when ready; their output goes to a log
+file (never a pipe nobody reads, which would block a server that prints per event).
+Used by the benchmarks and by the fault tests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+READY_PATTERN: Final = re.compile(r"listening on (\S+):(\d+)")
+READY_TIMEOUT: Final = 30.0
+STOP_TIMEOUT: Final = 15.0
+POLL_INTERVAL: Final = 0.02
+KINDS: Final = ("classcord", "baseline")
+
+# Limits a benchmark must lift on ClassCord: the defaults suit people, not a load
+# generator that sends hundreds of messages a second from one address.
+BENCH_SERVER_FLAGS: Final = (
+    "--rate-per-second", "1000000",
+    "--rate-burst", "1000000",
+    "--max-connections", "20000",
+    "--max-connections-per-address", "20000",
+)  # fmt: skip
+CHEAP_HASHING_FLAGS: Final = ("--scrypt-n", "2", "--scrypt-r", "1")
+
+
+class ServerStartError(RuntimeError):
+    pass
+
+
+def package_root() -> str:
+    """The folder holding the ``classcord`` package, for a child's PYTHONPATH."""
+    return str(Path(__file__).resolve().parent.parent.parent)
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = package_root() + (os.pathsep + path if path else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("PYTHONASYNCIODEBUG", None)  # debug mode would measure the debugger
+    return env
+
+
+def server_command(
+    kind: str, host: str, port: int, data_dir: str, extra: Sequence[str] = ()
+) -> list[str]:
+    if kind == "classcord":
+        return [
+            sys.executable, "-m", "classcord", "serve",
+            "--host", host, "--port", str(port), "--data-dir", data_dir, *extra,
+        ]  # fmt: skip
+    if kind == "baseline":
+        return [
+            sys.executable, "-m", "classcord.bench.baseline",
+            "--host", host, "--port", str(port), *extra,
+        ]  # fmt: skip
+    raise ValueError(f"unknown server kind {kind!r}, expected one of {KINDS}")
+
+
+class ServerProcess:
+    """One server child: its pid, address, data folder and log."""
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        data_dir: str | None = None,
+        extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.host = host
+        self.requested_port = port
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if data_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix=f"classcord-{kind}-")
+            data_dir = self._tmp.name
+        self.data_dir = data_dir
+        self.extra_args = tuple(extra_args)
+        self.env = child_env() if env is None else env
+        self.log_path = Path(data_dir) / f"{kind}-server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.ready_seconds = 0.0
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = READY_TIMEOUT) -> ServerProcess:
+        cmd = server_command(
+            self.kind, self.host, self.requested_port, self.data_dir, self.extra_args
+        )
+        started = time.monotonic()
+        with self.log_path.open("ab") as log:
+            offset = log.tell()
+            self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env
+            )
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            match = READY_PATTERN.search(self.read_log(offset))
+            if match:
+                self.port = int(match.group(2))
+                self.ready_seconds = time.monotonic() - started
+                return self
+            if self.proc.poll() is not None:
+                status = self.proc.returncode
+                raise ServerStartError(
+                    f"{self.kind} server exited with {status}:\n{self.read_log(offset)}"
+                )
+            time.sleep(POLL_INTERVAL)
+        self.kill()
+        raise ServerStartError(f"{self.kind} server not ready after {timeout}s:\n{self.read_log()}")
+
+    def read_log(self, offset: int = 0) -> str:
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(offset)
+                return log.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, signum: int) -> None:
+        if self.running():
+            assert self.proc is not None
+            self.proc.send_signal(signum)
+
+    def wait(self, timeout: float) -> int | None:
+        if self.proc is None:
+            return None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout``; returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            if self.wait(timeout) is None:
+                self.kill()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
