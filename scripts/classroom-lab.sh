@@ -28,10 +28,11 @@ Commands:
   vm-reboot        simulate a VM reboot where ufw starts before Docker: stop
                    Docker, kill the VM's processes, flush its netfilter tables,
                    run ufw's boot script, start Docker again
-  image [--tag T]  put a ClassCord image in the lab daemon (default tag
-                   classcord-lab:latest): the base image is copied from the
-                   host's Docker if it has it, else built by
-                   scripts/build-base-image.sh; then the Dockerfile is built
+  base-image       put the stand-in base image in the lab daemon: copied from
+                   the host's Docker if it has it, else built there by
+                   scripts/build-base-image.sh
+  compose ARGS...  run the repository's docker-compose.yml against the lab
+                   daemon (e.g. compose up -d --build)
   ufw ARGS...      run ufw inside the VM on the lab's private copy of its config
   exec ROLE CMD... run CMD in a namespace; ROLE is slam, other, host, vm or lan
   env              print shell variables describing the lab (for scripts/tests)
@@ -59,7 +60,6 @@ LAB=cc-lab
 MODE=nat
 WITH_DOCKER=0
 DRY_RUN=0
-TAG=classcord-lab:latest
 COMMAND=
 ARGS=()
 
@@ -93,16 +93,16 @@ while [ "$#" -gt 0 ]; do
         --name) LAB=${2:?--name needs a value}; shift ;;
         --mode) MODE=${2:?--mode needs a value}; shift ;;
         --docker) WITH_DOCKER=1 ;;
-        --tag) TAG=${2:?--tag needs a value}; shift ;;
         --dry-run) DRY_RUN=1 ;;
         --) shift; ARGS+=("$@"); break ;;
         *)
-            if [ -z "$COMMAND" ]; then COMMAND=$1
-            else ARGS+=("$1")
-            fi
-            # Everything after "exec ROLE" or "ufw" belongs to the inner command.
-            if { [ "$COMMAND" = exec ] && [ "${#ARGS[@]}" -ge 1 ]; } || [ "$COMMAND" = ufw ]; then
-                shift; ARGS+=("$@"); break
+            if [ -z "$COMMAND" ]; then
+                COMMAND=$1
+            elif [ "$COMMAND" = exec ] && [ "${#ARGS[@]}" -eq 0 ]; then
+                ARGS+=("$1")  # the role
+            else
+                # The inner command (exec, ufw, compose) takes everything from here.
+                ARGS+=("$@"); break
             fi
             ;;
     esac
@@ -434,31 +434,49 @@ cmd_vm_reboot() {
     if [ "$had_docker" -eq 1 ]; then cmd_docker_start; fi
 }
 
-# --- the ClassCord image ------------------------------------------------------
+# --- the ClassCord container -------------------------------------------------
 
-cmd_image() {
+BASE_IMAGE=classcord-base:bookworm-python3
+
+cmd_base_image() {
     need_root; need_lab
-    local base=classcord-base:bookworm-python3
     if [ "$DRY_RUN" -eq 0 ] && ! lab_docker version >/dev/null 2>&1; then
         die "the lab's Docker is not running (run: $0 docker-start --name $LAB)"
     fi
-    if [ "$DRY_RUN" -eq 0 ] && lab_docker image inspect "$TAG" >/dev/null 2>&1; then
-        log "image $TAG already in the lab daemon"
+    if [ "$DRY_RUN" -eq 0 ] && lab_docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+        log "base image $BASE_IMAGE already in the lab daemon"
         return 0
     fi
-    if [ "$DRY_RUN" -eq 0 ] && ! lab_docker image inspect "$base" >/dev/null 2>&1; then
-        if timeout 10 docker image inspect "$base" >/dev/null 2>&1; then
-            log "copying $base from the host's Docker"
-            echo "+ docker save $base | docker -H unix://$DOCKER_SOCK load"
-            docker save "$base" | lab_docker load
-        else
-            [ -x "$SCRIPT_DIR/build-base-image.sh" ] || die "no $base image and no scripts/build-base-image.sh"
-            log "building $base in the lab daemon with scripts/build-base-image.sh"
-            run env DOCKER_HOST="unix://$DOCKER_SOCK" "$SCRIPT_DIR/build-base-image.sh" --image "$base"
-        fi
+    # Docker Hub is out of reach: copy the stand-in base image from the host's
+    # Docker when it has one, else build it straight into the lab daemon.
+    if timeout 10 docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+        echo "+ docker save $BASE_IMAGE | docker -H unix://$DOCKER_SOCK load"
+        if [ "$DRY_RUN" -eq 0 ]; then docker save "$BASE_IMAGE" | lab_docker load; fi
+    else
+        [ -x "$SCRIPT_DIR/build-base-image.sh" ] || die "no $BASE_IMAGE image and no scripts/build-base-image.sh"
+        run env DOCKER_HOST="unix://$DOCKER_SOCK" "$SCRIPT_DIR/build-base-image.sh" --image "$BASE_IMAGE"
     fi
-    [ -f "$REPO_DIR/Dockerfile" ] || die "no Dockerfile in $REPO_DIR"
-    run docker -H "unix://$DOCKER_SOCK" build -q --build-arg "PYTHON_IMAGE=$base" -t "$TAG" "$REPO_DIR"
+}
+
+compose_command() {
+    if docker compose version >/dev/null 2>&1; then echo "docker compose"
+    elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose
+    elif [ -x "$REPO_DIR/.venv/bin/docker-compose" ]; then echo "$REPO_DIR/.venv/bin/docker-compose"
+    else die "neither 'docker compose' nor 'docker-compose' found"
+    fi
+}
+
+cmd_compose() {
+    need_root; need_lab
+    local compose
+    compose=$(compose_command)
+    if [ "$DRY_RUN" -eq 0 ]; then : >"$STATE/compose.env"; fi
+    # The repository's docker-compose.yml, against the lab daemon, with the
+    # stand-in base image; an empty env file so a local .env changes nothing.
+    # shellcheck disable=SC2086  # "docker compose" is two words
+    run env DOCKER_HOST="unix://$DOCKER_SOCK" CLASSCORD_PYTHON_IMAGE="$BASE_IMAGE" \
+        $compose --project-directory "$REPO_DIR" -f "$REPO_DIR/docker-compose.yml" \
+        --env-file "$STATE/compose.env" -p "$LAB" "${ARGS[@]}"
 }
 
 # --- small helpers ------------------------------------------------------------
@@ -541,7 +559,8 @@ case "$COMMAND" in
     docker-start) cmd_docker_start ;;
     docker-stop) cmd_docker_stop ;;
     vm-reboot) cmd_vm_reboot ;;
-    image) cmd_image ;;
+    base-image) cmd_base_image ;;
+    compose) cmd_compose ;;
     ufw) cmd_ufw ;;
     exec) cmd_exec ;;
     env) cmd_env ;;
