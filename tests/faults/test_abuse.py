@@ -1,0 +1,155 @@
+"""Abusive clients against the real server: each is answered or cut off as
+PROTOCOL-COMPAT.md documents, memory stays bounded, and the others don't notice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+
+from .conftest import RawClient, Spawn, rss_mb
+
+# What "the others don't notice" means here: a ping answered this fast (generous
+# for a shared CI machine; an event loop blocked by the abuse takes seconds).
+OTHERS_PING_MS = 500.0
+# Bounded memory: what the server may grow by while being abused.
+GROWTH_MB = 30.0
+LINE_LIMIT = 16_384  # default --max-line-bytes
+ABUSE_LIMIT = 1_048_576  # default --abuse-line-bytes
+
+
+async def _bystanders(port: int) -> tuple[RawClient, RawClient]:
+    alice, bob = await RawClient.connect(port), await RawClient.connect(port)
+    await alice.login("alice")
+    await bob.login("bob")
+    await alice.recv_type("status")  # bob online
+    return alice, bob
+
+
+async def _others_fine(alice: RawClient, bob: RawClient, tag: str) -> None:
+    assert await alice.ping_ms() < OTHERS_PING_MS
+    await alice.send({"type": "message", "subtype": "global", "content": tag})
+    got = await bob.recv_type("message")
+    assert (got["from"], got["content"]) == ("alice", tag)
+
+
+async def test_endless_line_gets_one_error_then_is_cut_off(spawn: Spawn) -> None:
+    server = spawn()
+    alice, bob = await _bystanders(server.port)
+    before = rss_mb(server)
+    abuser = await RawClient.connect(server.port)
+    chunk = b"A" * 65_536
+    sent = 0
+    try:
+        while sent < 8 * ABUSE_LIMIT:  # far past the abuse limit, never a newline
+            await abuser.send_raw(chunk)
+            sent += len(chunk)
+    except ConnectionError:
+        pass  # cut off while still sending: fine
+    lines = await abuser.lines_until_closed()
+    assert lines is not None, "the server kept an endless line open"
+    # The "line too long" error is sent at once, but the cut-off resets the
+    # connection, which may discard it before it is read: only errors, if anything.
+    assert all(line["type"] == "error" for line in lines)
+    assert sent > ABUSE_LIMIT
+    assert f"line longer than {ABUSE_LIMIT} bytes" in server.read_log()
+    assert rss_mb(server) - before < GROWTH_MB
+    await _others_fine(alice, bob, "after the endless line")
+    await abuser.close()
+    await alice.close()
+    await bob.close()
+
+
+async def test_overlong_line_is_answered_and_the_session_continues(spawn: Spawn) -> None:
+    server = spawn()
+    client = await RawClient.connect(server.port)
+    await client.send_raw(b'{"type": "message", "content": "' + b"x" * (4 * LINE_LIMIT) + b'"}\n')
+    error = await client.recv()
+    assert error["type"] == "error"
+    assert error["error"] == error["message"]
+    assert await client.ping_ms() < OTHERS_PING_MS
+    await client.close()
+
+
+async def test_binary_garbage_gets_error_lines_and_keeps_the_connection(spawn: Spawn) -> None:
+    server = spawn()
+    alice, bob = await _bystanders(server.port)
+    rng = random.Random(6)
+    client = await RawClient.connect(server.port)
+    # 40 lines of random bytes (every byte value, \r and NUL included): under the
+    # rate burst, so this is bad input, not abuse.
+    lines = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))) for _ in range(40)]
+    lines = [line.replace(b"\n", b"") for line in lines]
+    for line in lines:
+        await client.send_raw(line + b"\n")
+    await client.send({"type": "ping"})
+    replies = []
+    while (reply := await client.recv())["type"] != "pong":
+        replies.append(reply)
+    assert replies, "garbage went unanswered"
+    assert all(r["type"] == "error" and r["error"] == r["message"] for r in replies)
+    assert len(replies) <= len(lines)  # blank garbage lines are ignored silently
+    await _others_fine(alice, bob, "after the garbage")
+    for c in (client, alice, bob):
+        await c.close()
+
+
+async def test_flood_past_the_rate_limit_is_cut_off_and_others_are_spared(spawn: Spawn) -> None:
+    server = spawn()  # default limits: 20/s, burst 60, cut after 200 rejected in a row
+    alice, bob = await _bystanders(server.port)
+    flooder = await RawClient.connect(server.port)
+    await flooder.login("flooder")
+    await alice.recv_type("status")
+    await bob.recv_type("status")
+    flood = b"".join(
+        b'{"type": "message", "subtype": "global", "content": "flood %d"}\n' % i
+        for i in range(2000)
+    )
+    with contextlib.suppress(ConnectionError):
+        await flooder.send_raw(flood)
+    lines = await flooder.lines_until_closed()
+    assert lines is not None, "a flooder past the limit was not disconnected"
+    # "Slow down" errors are queued first, but the reset may discard them unread.
+    assert all(line["type"] in ("error", "status", "message") for line in lines)
+    assert "flooding" in server.read_log()
+    # bob saw at most the burst (plus what the rate refilled), then flooder going offline
+    seen = 0
+    while True:
+        got = await bob.recv(seconds=5)
+        if got["type"] == "status" and got["user"] == "flooder":
+            assert got["state"] == "offline"
+            break
+        if got["type"] == "message":
+            seen += 1
+    assert 0 < seen <= 100
+    await _others_fine(alice, bob, "after the flood")
+    for c in (flooder, alice, bob):
+        await c.close()
+
+
+async def test_a_thousand_slow_connections_dribbling_bytes(spawn: Spawn) -> None:
+    count = 1000
+    server = spawn("--max-connections-per-address", "2000", "--max-connections", "2000")
+    alice, bob = await _bystanders(server.port)
+    before = rss_mb(server)
+    slow = await asyncio.gather(*(RawClient.connect(server.port) for _ in range(count)))
+    request = b'{"type": "ping"}\n'
+    pings: list[float] = []
+
+    async def dribble_all() -> None:
+        for i in range(len(request)):  # one byte per connection per round
+            for client in slow:
+                client.writer.write(request[i : i + 1])
+            await asyncio.gather(*(c.writer.drain() for c in slow))
+            pings.append(await alice.ping_ms())
+            await asyncio.sleep(0.05)
+
+    await dribble_all()
+    replies = await asyncio.gather(*(c.recv(seconds=15) for c in slow))
+    assert all(r == {"type": "pong"} for r in replies)
+    assert max(pings) < OTHERS_PING_MS, pings
+    assert rss_mb(server) - before < GROWTH_MB
+    await _others_fine(alice, bob, "after the dribblers")
+    await asyncio.gather(*(c.close() for c in slow))
+    await alice.close()
+    await bob.close()
