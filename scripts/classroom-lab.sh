@@ -34,6 +34,8 @@ Commands:
   compose ARGS...  run the repository's docker-compose.yml against the lab
                    daemon (e.g. compose up -d --build)
   ufw ARGS...      run ufw inside the VM on the lab's private copy of its config
+  ufw-reset        undo scripts/vm-firewall.sh, stop ufw, start again from a
+                   fresh copy of the configuration
   exec ROLE CMD... run CMD in a namespace; ROLE is slam, other, host, vm or lan
   env              print shell variables describing the lab (for scripts/tests)
   status           show the lab's namespaces, addresses, routes and daemons
@@ -226,6 +228,12 @@ cmd_mode() {
         run ip -n "$(ns host)" link del vm0
     fi
     connect_vm "$mode"
+    # The VM's new interface has a new MAC address: forget the old one everywhere,
+    # as a real network would after the VM announces itself.
+    local role
+    for role in slam other host; do
+        run ip -n "$(ns "$role")" neigh flush all
+    done
     log "VM is now in $mode mode"
 }
 
@@ -487,6 +495,18 @@ cmd_ufw() {
     ip netns exec "$(ns vm)" ufw --rootdir="$UFW_ROOT" --datadir="$UFW_ROOT" "${ARGS[@]}"
 }
 
+cmd_ufw_reset() {
+    # Back to a fresh install: the firewall script's undo, ufw stopped, a new
+    # pristine copy of the configuration.
+    need_root; need_lab
+    if [ -d "$UFW_ROOT" ]; then
+        run ip netns exec "$(ns vm)" "$SCRIPT_DIR/vm-firewall.sh" --rootdir "$UFW_ROOT" --undo >/dev/null
+        run ip netns exec "$(ns vm)" ufw --rootdir="$UFW_ROOT" --datadir="$UFW_ROOT" disable >/dev/null
+        run rm -rf "$UFW_ROOT"
+    fi
+    setup_ufw_copy >/dev/null
+}
+
 cmd_exec() {
     need_root; need_lab
     [ "${#ARGS[@]}" -ge 2 ] || die "usage: $0 exec --name LAB ROLE CMD..."
@@ -562,6 +582,7 @@ case "$COMMAND" in
     base-image) cmd_base_image ;;
     compose) cmd_compose ;;
     ufw) cmd_ufw ;;
+    ufw-reset) cmd_ufw_reset ;;
     exec) cmd_exec ;;
     env) cmd_env ;;
     status) cmd_status ;;
