@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Restore the ClassCord database of the compose deployment from a backup made by
+# `docker compose run --rm backup`. The current database is saved first.
+set -euo pipefail
+
+usage() {
+    cat <<'USAGE'
+Usage: scripts/container-restore.sh [OPTIONS] BACKUP
+
+Puts /data/backups/BACKUP back as the live database of the compose deployment:
+  1. stops the classcord service (clients get the shutdown notice);
+  2. in a one-off container of the backup service (no network, read-only root):
+     checks BACKUP with PRAGMA integrity_check, saves the current database as
+     /data/backups/pre-restore-YYYYmmdd-HHMMSS.db (never pruned by the backup
+     job), copies BACKUP into place with SQLite's backup API and removes the
+     old -wal/-shm files;
+  3. starts the classcord service again.
+BACKUP is a file name from /data/backups, e.g. classcord-20250620-031500.db;
+--list shows them. To undo a restore, restore the pre-restore-*.db it made.
+
+  --list            list the backups in the volume and exit
+  --env-file FILE   passed to compose (default: .env next to docker-compose.yml)
+  --compose CMD     compose command (default: "docker compose" when available,
+                    else "docker-compose"; or the CLASSCORD_COMPOSE variable)
+  --dry-run         print the commands, change nothing
+  -h, --help        show this help
+USAGE
+}
+
+cd "$(dirname "$0")/.."
+ENV_FILE=
+COMPOSE_CMD=${CLASSCORD_COMPOSE:-}
+BACKUP=
+LIST=0
+DRY_RUN=0
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        -h|--help) usage; exit 0 ;;
+        --list) LIST=1 ;;
+        --env-file) ENV_FILE=${2:?--env-file needs a file}; shift ;;
+        --compose) COMPOSE_CMD=${2:?--compose needs a command}; shift ;;
+        --dry-run) DRY_RUN=1 ;;
+        -*) echo "container-restore.sh: unknown option: $1 (see --help)" >&2; exit 2 ;;
+        *) [ -z "$BACKUP" ] || { echo "container-restore.sh: one BACKUP only" >&2; exit 2; }
+           BACKUP=$1 ;;
+    esac
+    shift
+done
+
+if [ -z "$COMPOSE_CMD" ]; then
+    if docker compose version >/dev/null 2>&1; then
+        COMPOSE_CMD="docker compose"
+    else
+        COMPOSE_CMD="docker-compose"
+    fi
+fi
+read -r -a COMPOSE <<<"$COMPOSE_CMD"
+if [ -n "$ENV_FILE" ]; then
+    COMPOSE+=(--env-file "$ENV_FILE")
+fi
+
+run() {
+    echo "+ $*"
+    if [ "$DRY_RUN" -eq 0 ]; then "$@"; fi
+}
+
+if [ "$LIST" -eq 1 ]; then
+    run "${COMPOSE[@]}" run --rm -T backup sh -c 'ls -l /data/backups'
+    exit 0
+fi
+
+case "$BACKUP" in
+    "") echo "container-restore.sh: give the BACKUP file name (see --list)" >&2; exit 2 ;;
+    */*|.*) echo "container-restore.sh: BACKUP is a file name in /data/backups, not a path" >&2; exit 2 ;;
+esac
+
+# Runs inside the container, as the unprivileged user, on the /data volume.
+RESTORE_PY='
+import os, sqlite3, sys, time
+source = os.path.join("/data/backups", sys.argv[1])
+live = "/data/classcord.db"
+if not os.path.isfile(source):
+    sys.exit(f"restore: no such backup: {source}")
+check = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+try:
+    result = check.execute("PRAGMA integrity_check").fetchone()[0]
+finally:
+    check.close()
+if result != "ok":
+    sys.exit(f"restore: {source} failed its integrity check: {result}")
+if os.path.exists(live):
+    saved = time.strftime("/data/backups/pre-restore-%Y%m%d-%H%M%S.db")
+    src, dst = sqlite3.connect(live), sqlite3.connect(saved)
+    src.backup(dst)
+    dst.close(); src.close()
+    print(f"restore: current database saved as {saved}")
+staging = live + ".restoring"
+src, dst = sqlite3.connect(f"file:{source}?mode=ro", uri=True), sqlite3.connect(staging)
+src.backup(dst)
+dst.close(); src.close()
+for stale in (live + "-wal", live + "-shm"):
+    if os.path.exists(stale):
+        os.remove(stale)
+os.replace(staging, live)
+print(f"restore: {live} is now a copy of {source}")
+'
+
+run "${COMPOSE[@]}" stop classcord
+echo "+ ${COMPOSE[*]} run --rm -T backup python -c \"\$RESTORE_PY\" $BACKUP"
+if [ "$DRY_RUN" -eq 0 ]; then
+    "${COMPOSE[@]}" run --rm -T backup python -c "$RESTORE_PY" "$BACKUP"
+fi
+run "${COMPOSE[@]}" start classcord
+if [ "$DRY_RUN" -eq 1 ]; then
+    echo "container-restore.sh: dry run, nothing changed"
+else
+    echo "container-restore.sh: restored $BACKUP; check with: ${COMPOSE[*]} ps"
+fi
