@@ -1,0 +1,345 @@
+"""Fixtures for the container tests, against a real Docker engine.
+
+- ``docker_engine``: root, ``docker`` and ``dockerd`` are required; when no engine
+  answers, ``dockerd`` is started in the background (log in ``DOCKERD_LOG``) and
+  waited for. It is left running afterwards, like the base image, so later runs
+  are fast; nothing else is left behind.
+- ``base_image``: the configured base (``CLASSCORD_PYTHON_IMAGE``, default
+  ``python:3.12-slim-bookworm``) when present or pullable; otherwise the stand-in
+  that ``scripts/build-base-image.sh`` makes with debootstrap (kept, with its
+  tarball in /var/cache/classcord, and reused while it exists).
+- ``image``: the ClassCord image built from the repository with the classic
+  builder, under a tag unique to the run; removed at the end.
+- ``compose_project``: a compose project with a unique name, a free port published
+  on 127.0.0.1 and its own bridge name; ``down -v`` plus a sweep by label removes
+  its containers, volume and network even when the test fails.
+
+Missing prerequisites skip, or fail when CLASSCORD_REQUIRE_SYSTEM_TESTS=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from classcord import __version__
+from tests.conftest import require_system
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_BASE_IMAGE = "python:3.12-slim-bookworm"
+STANDIN_BASE_IMAGE = "classcord-base:bookworm-python3"
+TEST_IMAGE = "classcord-test"
+DOCKERD_LOG = Path("/var/log/classcord-test-dockerd.log")
+DOCKERD_START_TIMEOUT = 60.0
+HEALTHY_TIMEOUT = 90.0
+# Labels compose (v1 and v2) puts on what it creates.
+PROJECT_LABEL = "com.docker.compose.project"
+
+
+def run(
+    args: list[str],
+    *,
+    check: bool = True,
+    timeout: float = 180.0,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command, capturing its output; on failure show both streams."""
+    result = subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {result.returncode}\n"
+            f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+        )
+    return result
+
+
+def docker(*args: str, check: bool = True, timeout: float = 180.0) -> str:
+    return run(["docker", *args], check=check, timeout=timeout, env=clean_env()).stdout
+
+
+def clean_env() -> dict[str, str]:
+    """The test's environment without CLASSCORD_* or COMPOSE_* settings, so that
+    only what a test writes in its env file reaches compose."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("CLASSCORD_", "COMPOSE_"))
+    }
+    env.update(
+        {
+            # Force the classic builder, the only one Debian 12's docker.io has.
+            "DOCKER_BUILDKIT": "0",
+            "COMPOSE_DOCKER_CLI_BUILD": "0",
+            # docker-compose 1.29 with current libraries warns on every call.
+            "PYTHONWARNINGS": "ignore",
+        }
+    )
+    return env
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def venv_tool(name: str) -> str | None:
+    """A tool from the running venv first (scripts/test.sh installs them there)."""
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return shutil.which(name, path=search)
+
+
+def compose_v1() -> list[str] | None:
+    found = venv_tool("docker-compose")
+    return [found] if found else None
+
+
+def compose_command() -> list[str]:
+    """``CLASSCORD_COMPOSE`` if set, else ``docker compose`` (v2) when the plugin is
+    installed, else ``docker-compose`` (v1)."""
+    override = os.environ.get("CLASSCORD_COMPOSE")
+    if override:
+        return override.split()
+    if run(["docker", "compose", "version"], check=False, timeout=30).returncode == 0:
+        return ["docker", "compose"]
+    v1 = compose_v1()
+    if v1 is None:
+        require_system("neither `docker compose` nor `docker-compose` is installed")
+        raise AssertionError("unreachable")
+    return v1
+
+
+def _engine_answers() -> bool:
+    try:
+        return run(["docker", "info"], check=False, timeout=20).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    if os.geteuid() != 0:
+        require_system("the container tests need root (to start dockerd and debootstrap)")
+    for tool in ("docker", "dockerd"):
+        if shutil.which(tool) is None:
+            require_system(f"{tool} is not installed (apt-get install docker.io)")
+    if _engine_answers():
+        return
+    # setsid -f: dockerd outlives the test run and is not a child of pytest.
+    with DOCKERD_LOG.open("ab") as log:
+        subprocess.run(
+            ["setsid", "-f", "dockerd"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
+    deadline = time.monotonic() + DOCKERD_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if _engine_answers():
+            return
+        time.sleep(1)
+    tail = DOCKERD_LOG.read_text(errors="replace")[-3000:]
+    pytest.fail(f"dockerd did not answer within {DOCKERD_START_TIMEOUT:.0f} s:\n{tail}")
+
+
+def image_exists(name: str) -> bool:
+    return run(["docker", "image", "inspect", name], check=False, timeout=30).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_engine: None) -> str:
+    wanted = os.environ.get("CLASSCORD_PYTHON_IMAGE", DEFAULT_BASE_IMAGE)
+    if image_exists(wanted):
+        return wanted
+    try:
+        pulled = run(["docker", "pull", wanted], check=False, timeout=300).returncode == 0
+    except subprocess.TimeoutExpired:
+        pulled = False
+    if pulled:
+        return wanted
+    if image_exists(STANDIN_BASE_IMAGE):
+        return STANDIN_BASE_IMAGE
+    if shutil.which("debootstrap") is None:
+        require_system(f"{wanted} cannot be pulled and debootstrap is not installed")
+    run([str(ROOT / "scripts" / "build-base-image.sh")], timeout=900)
+    assert image_exists(STANDIN_BASE_IMAGE)
+    return STANDIN_BASE_IMAGE
+
+
+@dataclass
+class ImageRegistry:
+    """Image tags created by this run, removed at the end of the session."""
+
+    base: str
+    token: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    tags: list[str] = field(default_factory=list)
+
+    def new_tag(self, suffix: str = "") -> str:
+        tag = f"{TEST_IMAGE}:{__version__}-{self.token}{suffix}"
+        self.tags.append(tag)
+        return tag
+
+    def build(self, tag: str, context: Path = ROOT, *extra: str) -> float:
+        """Build with the classic builder; returns the duration in seconds."""
+        started = time.monotonic()
+        command = ["docker", "build", "--build-arg", f"PYTHON_IMAGE={self.base}", *extra]
+        run(
+            [*command, "-t", tag, str(context)],
+            env=clean_env(),
+            timeout=600,
+        )
+        return time.monotonic() - started
+
+
+@pytest.fixture(scope="session")
+def images(base_image: str) -> Iterator[ImageRegistry]:
+    registry = ImageRegistry(base_image)
+    yield registry
+    for tag in registry.tags:
+        run(["docker", "image", "rm", "-f", tag], check=False, timeout=120)
+
+
+@dataclass
+class BuiltImage:
+    tag: str
+    build_seconds: float
+
+    @property
+    def version(self) -> str:
+        return self.tag.split(":", 1)[1]
+
+
+@pytest.fixture(scope="session")
+def image(images: ImageRegistry) -> BuiltImage:
+    tag = images.new_tag()
+    seconds = images.build(tag)
+    return BuiltImage(tag, seconds)
+
+
+@dataclass
+class ComposeProject:
+    """One compose deployment of the repository's docker-compose.yml."""
+
+    name: str
+    command: list[str]
+    env_file: Path
+    settings: dict[str, str]
+
+    @property
+    def port(self) -> int:
+        return int(self.settings["CLASSCORD_PORT"])
+
+    @property
+    def volume(self) -> str:
+        return f"{self.name}_classcord-data"
+
+    def write_env_file(self) -> None:
+        lines = [f"COMPOSE_PROJECT_NAME={self.name}"]
+        lines += [f"{key}={value}" for key, value in self.settings.items()]
+        self.env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def base_args(self) -> list[str]:
+        self.write_env_file()
+        return [
+            *self.command,
+            "--env-file",
+            str(self.env_file),
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            "-p",
+            self.name,
+        ]
+
+    def __call__(
+        self, *args: str, check: bool = True, timeout: float = 180.0
+    ) -> subprocess.CompletedProcess[str]:
+        return run([*self.base_args(), *args], check=check, timeout=timeout, env=clean_env())
+
+    def container_id(self, service: str = "classcord") -> str:
+        found = self("ps", "-q", service).stdout.split()
+        assert len(found) == 1, f"expected one {service} container, got {found}"
+        return found[0]
+
+    def sweep(self) -> None:
+        """Remove whatever is left with this project's label."""
+        label = f"label={PROJECT_LABEL}={self.name}"
+        for kind, listing in (
+            ("container", ["ps", "-aq", "--filter", label]),
+            ("volume", ["volume", "ls", "-q", "--filter", label]),
+            ("network", ["network", "ls", "-q", "--filter", label]),
+        ):
+            for item in run(["docker", *listing], check=False, timeout=60).stdout.split():
+                remove = ["rm", "-f", item] if kind == "container" else [kind, "rm", item]
+                run(["docker", *remove], check=False, timeout=60)
+
+
+@pytest.fixture
+def compose_project(image: BuiltImage, base_image: str, tmp_path: Path) -> Iterator[ComposeProject]:
+    token = uuid.uuid4().hex[:8]
+    project = ComposeProject(
+        name=f"cctest{token}",
+        command=compose_command(),
+        env_file=tmp_path / "compose.env",
+        settings={
+            "CLASSCORD_BIND": "127.0.0.1",
+            "CLASSCORD_PORT": str(free_port()),
+            "CLASSCORD_IMAGE": image.tag.split(":", 1)[0],
+            "CLASSCORD_VERSION": image.version,
+            "CLASSCORD_PYTHON_IMAGE": base_image,
+            "CLASSCORD_BRIDGE": f"br-cc{token}",
+            # Server settings flow from the env file into the container.
+            "CLASSCORD_SHUTDOWN_TIMEOUT": "3",
+            "CLASSCORD_MAX_CONNECTIONS": "500",
+            "CLASSCORD_SCRYPT_N": "1024",
+        },
+    )
+    try:
+        yield project
+    finally:
+        project("down", "-v", "--remove-orphans", "-t", "5", check=False, timeout=120)
+        project.sweep()
+
+
+def inspect(container: str) -> dict[str, Any]:
+    data = json.loads(docker("inspect", container))
+    assert isinstance(data, list)
+    assert len(data) == 1
+    found: dict[str, Any] = data[0]
+    return found
+
+
+def health_status(container: str) -> str:
+    return docker("inspect", "-f", "{{.State.Health.Status}}", container).strip()
+
+
+def wait_healthy(container: str, timeout: float = HEALTHY_TIMEOUT) -> float:
+    """Wait for Docker to report the container healthy; returns the seconds taken."""
+    started = time.monotonic()
+    status = ""
+    while time.monotonic() - started < timeout:
+        status = health_status(container)
+        if status == "healthy":
+            return time.monotonic() - started
+        state = docker("inspect", "-f", "{{.State.Status}}", container).strip()
+        if status == "unhealthy" or state in {"exited", "dead"}:
+            break
+        time.sleep(0.5)
+    logs = run(["docker", "logs", "--tail", "50", container], check=False).stdout
+    raise AssertionError(f"container {container} is {status!r}, not healthy; logs:\n{logs}")

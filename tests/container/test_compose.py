@@ -1,0 +1,238 @@
+"""The compose deployment, as a class runs it: chat through the published port,
+hardening, stop, restarts, upgrades and backups on the named volume."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from typing import Any
+
+import pytest
+
+from classcord import texts
+from tests.container.chat import ChatClient, Message, wait_answering
+from tests.container.conftest import (
+    ROOT,
+    ComposeProject,
+    ImageRegistry,
+    clean_env,
+    docker,
+    inspect,
+    run,
+    wait_healthy,
+)
+
+pytestmark = pytest.mark.system
+
+PASSWORD = "mot de passe"
+# Run inside the container: SIGKILL the server process (not PID 1, which is init).
+KILL_SERVER = """
+import os
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        if pid != "1" and f.read().startswith(b"python\\0-m\\0classcord\\0serve"):
+            os.kill(int(pid), 9)
+"""
+
+
+def is_chat(content: str) -> Any:
+    return lambda m: m.get("type") == "message" and m.get("content") == content
+
+
+def contents(history: list[Message]) -> list[str]:
+    return [str(m.get("content")) for m in history]
+
+
+def up(project: ComposeProject) -> str:
+    project("up", "-d", "--no-build")
+    container = project.container_id()
+    print(f"{project.name}: healthy after {wait_healthy(container):.1f} s")
+    return container
+
+
+def chat_between_two_users(project: ComposeProject, message: str) -> None:
+    with ChatClient(project.port) as alice, ChatClient(project.port) as bob:
+        alice.account("alice", PASSWORD)
+        bob.account("bob", PASSWORD)
+        online = alice.recv_until(lambda m: m.get("type") == "status")
+        assert online == {"type": "status", "user": "bob", "state": "online"}
+        bob.send({"type": "message", "subtype": "global", "content": message})
+        received = alice.recv_until(is_chat(message))
+        assert received["from"] == "bob"
+        assert "T" in received["timestamp"]
+
+
+def test_chat_hardening_and_fast_stop(compose_project: ComposeProject) -> None:
+    project = compose_project
+    container = up(project)
+
+    # Hardening as docker-compose.yml asks for it, checked on the real container.
+    data = inspect(container)
+    host = data["HostConfig"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"]
+    assert "no-new-privileges:true" in host["SecurityOpt"]
+    assert host["Init"] is True
+    assert host["RestartPolicy"]["Name"] == "unless-stopped"
+    assert host["Memory"] == 256 * 1024 * 1024
+    assert host["NanoCpus"] == 1_000_000_000
+    assert host["PidsLimit"] == 128
+    assert {"Name": "nofile", "Soft": 4096, "Hard": 4096} in host["Ulimits"]
+    assert host["LogConfig"] == {
+        "Type": "json-file",
+        "Config": {"max-file": "3", "max-size": "10m"},
+    }
+    assert host["Tmpfs"] == {"/tmp": "size=16m,mode=1777"}
+    assert host["PortBindings"] == {
+        "12345/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(project.port)}]
+    }
+    config = data["Config"]
+    assert config["User"] == "10001:10001"
+    assert ":latest" not in str(config["Image"])
+    # Settings flow from the env file; unset ones keep the server's default.
+    env = config["Env"]
+    assert "CLASSCORD_MAX_CONNECTIONS=500" in env
+    assert "CLASSCORD_PORT=12345" in env
+    # (compose lists an unset pass-through variable bare, which Docker drops.)
+    assert not any(e.startswith("CLASSCORD_RATE_BURST=") for e in env)
+    inside = docker("exec", container, "env").splitlines()
+    assert "CLASSCORD_MAX_CONNECTIONS=500" in inside
+    assert not any(e.startswith("CLASSCORD_RATE_BURST") for e in inside)
+    # The named network has the fixed bridge name a firewall rule can use.
+    bridge = project.settings["CLASSCORD_BRIDGE"]
+    run(["ip", "link", "show", bridge])
+    networks = data["NetworkSettings"]["Networks"]
+    assert list(networks) == [f"{project.name}_classcord"]
+
+    chat_between_two_users(project, "Bonjour depuis le conteneur, ça marche !")
+
+    # A crash is followed by a restart (restart: unless-stopped).
+    docker("exec", container, "python", "-c", KILL_SERVER)
+    deadline = time.monotonic() + 30
+    while docker("inspect", "-f", "{{.RestartCount}}", container).strip() == "0":
+        assert time.monotonic() < deadline, "the container was not restarted"
+        time.sleep(0.5)
+    wait_answering(project.port)
+
+    # docker stop (compose stop) with clients connected: quick, and they are told.
+    with ChatClient(project.port) as alice, ChatClient(project.port) as bob:
+        alice.login("alice", PASSWORD)
+        bob.login("bob", PASSWORD)
+        started = time.monotonic()
+        project("stop")
+        stop_seconds = time.monotonic() - started
+        for client in (alice, bob):
+            lines = client.read_until_closed()
+            notices = [m for m in lines if m.get("from") == texts.SERVER_NAME]
+            assert notices, lines
+            assert notices[-1]["type"] == "message"
+            assert notices[-1]["subtype"] == "global"
+            assert notices[-1]["content"] == texts.SHUTDOWN_NOTICE
+    print(f"compose stop with 2 clients: {stop_seconds:.2f} s (grace period 15 s)")
+    assert stop_seconds < 6, stop_seconds
+    assert docker("inspect", "-f", "{{.State.ExitCode}}", container).strip() == "0"
+    logs = project("logs", "--no-color", "classcord").stdout
+    assert "listening on 0.0.0.0:12345" in logs
+    print("\n".join(logs.splitlines()[-6:]))
+    assert "SIGTERM: stopping" in logs
+
+
+def test_data_survives_down_up_and_a_rebuild(
+    compose_project: ComposeProject, images: ImageRegistry
+) -> None:
+    project = compose_project
+    first = up(project)
+    chat_between_two_users(project, "Message à garder")
+
+    project("down")
+    volumes = docker("volume", "ls", "-q").split()
+    assert project.volume in volumes, "compose down (without -v) must keep the volume"
+    up(project)
+    with ChatClient(project.port) as alice:
+        assert alice.login("alice", PASSWORD)["status"] == "ok"
+        assert "Message à garder" in contents(alice.history())
+
+    # A new image (here: rebuilt from scratch under a new tag, as an upgrade is) on
+    # the same volume keeps every user and message.
+    new_version = images.new_tag("-upgrade").split(":", 1)[1]
+    project.settings["CLASSCORD_VERSION"] = new_version
+    project("build", "--no-cache", "classcord", timeout=600)
+    second = up(project)
+    assert second != first
+    labels = inspect(second)["Config"]["Labels"]
+    assert labels["org.opencontainers.image.version"] == new_version
+    with ChatClient(project.port) as alice, ChatClient(project.port) as bob:
+        assert alice.login("alice", PASSWORD)["status"] == "ok"
+        assert bob.login("bob", PASSWORD)["status"] == "ok"
+        assert "Message à garder" in contents(alice.history())
+
+
+BACKUP_LINE = re.compile(r"backup written: /data/backups/(classcord-\d{8}-\d{6}\.db)")
+
+
+def test_backup_job_makes_a_restorable_copy(compose_project: ComposeProject) -> None:
+    project = compose_project
+    up(project)
+    chat_between_two_users(project, "avant la sauvegarde")
+
+    # The batch job, as cron runs it, while the server keeps running.
+    result = project("run", "--rm", "-T", "backup")
+    match = BACKUP_LINE.search(result.stdout)
+    assert match, result.stdout
+    backup = match.group(1)
+
+    # A failing backup says so with its exit status (the root is read-only).
+    failed = project(
+        "run", "--rm", "-T", "backup", "python", "-m", "classcord", "backup",
+        "--data-dir", "/data", "--dest", "/app/backups", check=False,
+    )  # fmt: skip
+    assert failed.returncode != 0
+    assert "failed" in failed.stderr
+
+    # Changes made after the backup...
+    with ChatClient(project.port) as carol:
+        carol.account("carol", PASSWORD)
+        carol.send({"type": "message", "subtype": "global", "content": "après la sauvegarde"})
+        time.sleep(0.5)
+
+    # ...are gone once the backup is restored, and what it held is back.
+    restore = run(
+        [
+            str(ROOT / "scripts" / "container-restore.sh"),
+            "--compose", " ".join(project.command),
+            "--env-file", str(project.env_file),
+            backup,
+        ],
+        env=clean_env(),
+    )  # fmt: skip
+    assert "restore: current database saved as /data/backups/pre-restore-" in restore.stdout
+    wait_healthy(project.container_id())
+    with ChatClient(project.port) as alice, ChatClient(project.port) as carol:
+        assert alice.login("alice", PASSWORD)["status"] == "ok"
+        history = contents(alice.history())
+        assert "avant la sauvegarde" in history
+        assert "après la sauvegarde" not in history
+        refused = carol.login("carol", PASSWORD)
+        assert refused["type"] == "error"
+        assert refused["message"] == texts.LOGIN_FAILED
+    listing = run(
+        [
+            str(ROOT / "scripts" / "container-restore.sh"),
+            "--compose", " ".join(project.command),
+            "--env-file", str(project.env_file), "--list",
+        ],
+        env=clean_env(),
+    ).stdout  # fmt: skip
+    assert backup in listing
+    assert "pre-restore-" in listing
+
+
+def test_backup_job_fails_without_a_database(compose_project: ComposeProject) -> None:
+    """On a fresh volume there is nothing to copy: non-zero, and no file made."""
+    try:
+        result = compose_project("run", "--rm", "-T", "backup", check=False)
+    except subprocess.TimeoutExpired:  # pragma: no cover - reported as a failure
+        pytest.fail("the backup job hung")
+    assert result.returncode != 0
+    assert "no database" in result.stderr
