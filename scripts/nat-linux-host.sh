@@ -99,11 +99,15 @@ delete_rules() {
 }
 
 restore_needed() {
-    iptables -S FORWARD 2>/dev/null | grep -q -- "$FWD_TAG"
+    local rules
+    rules=$(iptables -S FORWARD 2>/dev/null || true)
+    grep -q -- "$FWD_TAG" <<<"$rules"
 }
 
 other_forwards_left() {
-    iptables -S FORWARD 2>/dev/null | grep -q -- "classcord-nat-"
+    local rules
+    rules=$(iptables -S FORWARD 2>/dev/null || true)
+    grep -q -- "classcord-nat-" <<<"$rules"
 }
 
 lan_addresses() {
@@ -158,9 +162,11 @@ do_add() {
         fi
         log "WARNING: port $PORT is in use here; forwarding anyway (--force)"
     fi
-    if iptables -t nat -S PREROUTING 2>/dev/null | grep -- "--dport $PORT " | grep -qv -- "$TAG"; then
+    local others
+    others=$(iptables -t nat -S PREROUTING 2>/dev/null | grep -- "--dport $PORT " | grep -v -- "$TAG" || true)
+    if [ -n "$others" ]; then
         log "WARNING: another DNAT rule already uses port $PORT:"
-        iptables -t nat -S PREROUTING | grep -- "--dport $PORT " | grep -v -- "$TAG" >&2
+        echo "$others" >&2
     fi
 
     # Idempotent: replace an earlier forward of the same port.

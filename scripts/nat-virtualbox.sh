@@ -117,7 +117,9 @@ port_in_use() {
     elif command -v lsof >/dev/null 2>&1; then
         lsof -nP -iTCP:"$port" -sTCP:LISTEN >/dev/null 2>&1
     elif command -v netstat >/dev/null 2>&1; then
-        netstat -an 2>/dev/null | grep -Eiq "[:.]${port}[[:space:]].*(LISTEN|ECOUTE)"
+        local table
+        table=$(netstat -an 2>/dev/null || true)
+        grep -Eiq "[:.]${port}[[:space:]].*(LISTEN|ECOUTE)" <<<"$table"
     else
         return 1
     fi
@@ -126,7 +128,7 @@ port_in_use() {
 host_addresses() {
     if command -v ip >/dev/null 2>&1; then
         ip -o -4 addr show scope global | awk '$2 !~ /^(docker|br-|virbr|vboxnet|vmnet|veth)/ { split($4, a, "/"); print a[1] " (" $2 ")" }'
-    elif command -v ipconfig >/dev/null 2>&1 && ipconfig 2>/dev/null | grep -q "IPv4"; then
+    elif command -v ipconfig >/dev/null 2>&1 && [[ "$(ipconfig 2>/dev/null || true)" == *IPv4* ]]; then
         ipconfig | tr -d '\r' | awk '/adapter/ { name = $0 } /IPv4/ { sub(/.*: */, ""); if (name !~ /VirtualBox|VMware|vEthernet/) print $0 "  (" name ")" }'
     elif command -v ifconfig >/dev/null 2>&1; then
         ifconfig | awk '/^[a-z]/ { dev = $1 } /inet / && $2 != "127.0.0.1" && dev !~ /^(vboxnet|vmnet|bridge|utun)/ { print $2 " (" dev ")" }'
@@ -156,7 +158,9 @@ finish_message() {
 }
 
 do_natnetwork() {
-    "$VBM" natnetwork list 2>/dev/null | grep -Eq "^(Name|NetworkName):[[:space:]]+$NATNET\$" \
+    local networks
+    networks=$("$VBM" natnetwork list 2>/dev/null || true)
+    grep -Eq "^(Name|NetworkName):[[:space:]]+$NATNET\$" <<<"$networks" \
         || [ "$DRY_RUN" -eq 1 ] || die "no NAT Network named '$NATNET' (see: $VBM natnetwork list)"
     if [ "$ACTION" = undo ]; then
         run natnetwork modify --netname "$NATNET" --port-forward-4 delete "$RULE"

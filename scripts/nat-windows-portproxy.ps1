@@ -50,6 +50,9 @@
     .\scripts\nat-windows-portproxy.ps1 -VmAddress 192.168.56.101
 
 .EXAMPLE
+    .\scripts\nat-windows-portproxy.ps1 -VmAddress 192.168.56.101 -DryRun
+
+.EXAMPLE
     .\scripts\nat-windows-portproxy.ps1 -Undo
 
 .EXAMPLE

@@ -112,7 +112,11 @@ if [ "$DRY_RUN" -eq 0 ]; then
     [ -f "$AFTER_RULES" ] || die "no $AFTER_RULES: is ufw installed correctly?"
 fi
 
-ufw_active() { "${UFW[@]}" status 2>/dev/null | grep -q '^Status: active'; }
+ufw_active() {
+    local status
+    status=$("${UFW[@]}" status 2>/dev/null || true)
+    grep -q '^Status: active' <<<"$status"
+}
 
 # The block, in iptables-restore syntax, as ufw loads after.rules. Declaring
 # DOCKER-USER here creates it when ufw starts before Docker (Docker then keeps
@@ -248,7 +252,7 @@ do_apply() {
         local live
         live=$(iptables -S DOCKER-USER 2>/dev/null | grep -c -- "$TAG" || true)
         [ "$live" -ge 4 ] || die "the DOCKER-USER block is not active after reload (see: iptables -S DOCKER-USER)"
-        if ! iptables -S FORWARD 2>/dev/null | grep -q -- '-j DOCKER-USER'; then
+        if [[ "$(iptables -S FORWARD 2>/dev/null || true)" != *"-j DOCKER-USER"* ]]; then
             log "note: Docker is not running (no jump to DOCKER-USER yet); the block applies as soon as it starts"
         fi
     fi
