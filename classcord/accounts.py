@@ -183,6 +183,11 @@ class Accounts:
     def is_registered(self, name: str) -> bool:
         return name_key(name) in self._registered
 
+    def is_claimed(self, name: str) -> bool:
+        """Registered, or being registered right now (its hash is still computing)."""
+        key = name_key(name)
+        return key in self._registered or key in self._pending
+
     def registered_count(self) -> int:
         return len(self._registered)
 
@@ -190,22 +195,36 @@ class Accounts:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._hashers, function, *args)
 
-    async def register(self, name: str, password: str) -> str:
+    def claim(self, name: str) -> bool:
+        """Reserve a name for a registration, synchronously, so that nothing (a guest,
+        another registration) can take it while its hash is computed."""
         key = name_key(name)
         if key in self._registered or key in self._pending:
-            return RegisterOutcome.EXISTS
+            return False
         self._pending.add(key)
-        try:
-            stored = await self._hash(hash_password, password, self._params)
-            assert isinstance(stored, str)
-            storage = self._storage.storage
-            added = await self._storage.call(storage.add_user, name, key, stored)
-        finally:
-            self._pending.discard(key)
+        return True
+
+    def release(self, name: str) -> None:
+        self._pending.discard(name_key(name))
+
+    async def complete_registration(self, name: str, password: str) -> str:
+        """Hash and commit a claimed name; the caller releases the claim."""
+        stored = await self._hash(hash_password, password, self._params)
+        assert isinstance(stored, str)
+        key = name_key(name)
+        added = await self._storage.call(self._storage.storage.add_user, name, key, stored)
         if not added:
             return RegisterOutcome.EXISTS
         self._registered.add(key)
         return RegisterOutcome.OK
+
+    async def register(self, name: str, password: str) -> str:
+        if not self.claim(name):
+            return RegisterOutcome.EXISTS
+        try:
+            return await self.complete_registration(name, password)
+        finally:
+            self.release(name)
 
     async def authenticate(self, name: str, password: str) -> str:
         key = name_key(name)

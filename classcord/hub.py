@@ -51,6 +51,7 @@ class OnlineName:
     """A name in use: a user's account (possibly on several connections) or a guest."""
 
     name: str
+    guest: bool
     state: str = "online"
     sessions: list[Session] = field(default_factory=list)
 
@@ -92,6 +93,7 @@ class Hub:
 
     def disconnect(self, session: Session) -> None:
         self.sessions.discard(session)
+        session.release_claim()
         if session.identified:
             self._drop_identity(session)
         session.state = State.CLOSING
@@ -103,7 +105,7 @@ class Hub:
         return name_key(name) in self._names
 
     def _name_taken(self, name: str) -> bool:
-        return self.is_reserved(name) or self.is_online(name) or self.accounts.is_registered(name)
+        return self.is_reserved(name) or self.is_online(name) or self.accounts.is_claimed(name)
 
     def online(self, name: str) -> OnlineName | None:
         return self._names.get(name_key(name))
@@ -137,10 +139,21 @@ class Hub:
         self._take_name(session, name)
 
     def _take_name(self, session: Session, name: str) -> None:
+        guest = session.state is State.GUEST
         entry = self._names.get(name_key(name))
+        if entry is not None and (entry.guest or guest):
+            # Guest names avoid every claimed name, so this is a bug elsewhere; an
+            # account must still never share its entry (and private messages) with
+            # a guest: the account wins.
+            log.error("name conflict on %r: closing the guest connections", name)
+            for other in list(entry.sessions):
+                other.peer.close("guest name conflict")
+                self._drop_identity(other)
+                other.state = State.CLOSING
+            entry = None
         first = entry is None
         if entry is None:
-            entry = self._names[name_key(name)] = OnlineName(name)
+            entry = self._names[name_key(name)] = OnlineName(name, guest)
         entry.sessions.append(session)
         session.name = entry.name
         self._join(session, DEFAULT_CHANNEL)

@@ -111,6 +111,7 @@ class Session:
         self._bucket = TokenBucket(settings.rate_per_second, settings.rate_burst, clock)
         self._strikes = 0
         self._held: list[bytes] | None = None
+        self.claimed_name: str | None = None
 
     def __repr__(self) -> str:
         return f"<Session #{self.peer.conn_id} {self.state.value} {self.name!r}>"
@@ -221,15 +222,17 @@ class Session:
     def on_register(self, request: Register) -> Pending | None:
         self._check_name(request.username)
         self._check_password(request.password)
-        if self.hub.is_online(request.username):
+        if self.hub.is_online(request.username) or not self.hub.accounts.claim(request.username):
             self.error(texts.USERNAME_EXISTS)
             return None
+        self.claimed_name = request.username
         return self._register(request)
 
     async def _register(self, request: Register) -> None:
         self._hold()
         try:
-            outcome = await self.hub.accounts.register(request.username, request.password)
+            accounts = self.hub.accounts
+            outcome = await accounts.complete_registration(request.username, request.password)
             if outcome == RegisterOutcome.OK:
                 log.info(
                     "registered: user=%s addr=%s conn=%d",
@@ -241,7 +244,14 @@ class Session:
             else:
                 self.error(texts.USERNAME_EXISTS)
         finally:
+            self.release_claim()
             self._release()
+
+    def release_claim(self) -> None:
+        """Also called on disconnect: the task may be cancelled before it ever ran."""
+        if self.claimed_name is not None:
+            self.hub.accounts.release(self.claimed_name)
+            self.claimed_name = None
 
     def on_login(self, request: Login) -> Pending:
         return self._login(request)

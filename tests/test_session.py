@@ -290,3 +290,17 @@ def test_the_handler_table_covers_every_request_and_state() -> None:
         assert len(row) == 3
     anonymous_allowed = {kind.__name__ for kind, row in HANDLERS.items() if row[0] is not None}
     assert {"Register", "Login", "Chat", "ListUsers", "Ping"} <= anonymous_allowed
+
+
+async def test_a_registration_claims_its_name_at_once_and_a_dropped_one_frees_it(
+    harness: Harness,
+) -> None:
+    owner, _ = harness.connect()
+    pending = owner.receive_line(b'{"type": "register", "username": "alice", "password": "pw"}')
+    assert pending is not None
+    guest, _ = harness.connect()
+    await harness.send(guest, {"type": "message", "content": "", "from": "alice"})
+    assert guest.name == "alice_2"  # the name is claimed before the hash is computed
+    pending.close()  # the connection died before its task ever ran
+    harness.disconnect(owner)
+    assert harness.accounts.claim("alice")

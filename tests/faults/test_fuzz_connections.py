@@ -306,10 +306,6 @@ def test_any_non_abusive_input_in_any_chunks_keeps_the_server_consistent(
         asyncio.run(_scenario(Path(tmp) / "data", streams, chunk_sizes, order))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open race (reported): a guest can take a name whose registration is in flight",
-)
 async def test_race_guest_vs_pending_registration(tmp_path: Path) -> None:
     """Found by the property test above. While ``alice`` is being registered (hashing
     off the loop), a guest announcing itself as ``alice`` gets that very name; the
