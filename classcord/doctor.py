@@ -979,6 +979,9 @@ def check_firewall(facts: Facts) -> Check:
                 "sudo scripts/vm-firewall.sh (installs the DOCKER-USER block and opens the "
                 "port with 'ufw route allow')",
             )
+        # Route rules see the packet after Docker's DNAT: the container's port.
+        inner = {p.container_port for c in _running_publishers(facts) for p in c.publishes(port)}
+        port = min(inner) if inner else port
         rules = [r for r in fw.rules if r.route and r.covers_port(port)]
         kind = "route"
     else:
@@ -1080,14 +1083,13 @@ def _check_round_trip(trip: RoundTrip) -> Check:
             return Check(
                 hop,
                 Status.OK,
-                f"{trip.target} answers pong ({trip.seconds * 1000:.0f} ms); from inside the VM "
-                "this proves the server runs, not that the LAN can reach it",
+                f"pong in {trip.seconds * 1000:.0f} ms; from inside the VM this proves the "
+                "server runs, not that the LAN can reach it",
             )
         return Check(
             hop,
             Status.OK,
-            f"{trip.target} answers pong ({trip.seconds * 1000:.0f} ms): the path through "
-            "that address works",
+            f"pong in {trip.seconds * 1000:.0f} ms: the path through that address works",
         )
     if trip.local:
         fixes = {

@@ -408,6 +408,14 @@ def test_firewall_with_the_block_and_the_route_rules() -> None:
     assert "10.0.2.2" in check.summary
 
 
+def test_firewall_route_rules_use_the_container_port() -> None:
+    """CLASSCORD_PORT=2000 publishes 2000 -> 12345: ufw route rules see 12345."""
+    moved = container(ports=(PublishedPort("0.0.0.0", 2000, 12345),))
+    proxy = dataclasses.replace(PROXY, port=2000)
+    state = facts(port=2000, listeners=(proxy,), docker=docker_facts(moved), firewall=ufw())
+    assert by_hop(doctor.diagnose(state))["firewall"].status is Status.OK
+
+
 def test_firewall_active_without_the_block_leaves_the_container_open() -> None:
     check = docker_firewall(block_in_after_rules=False, live_block_rules=0)
     assert check.status is Status.WARN
