@@ -33,7 +33,8 @@ Options:
   -h, --help       this help
 
 Then give the SLAM students the HOST's LAN address (printed at the end), not the
-VM's 192.168.x address. The VM sees clients as VMware's NAT gateway (x.x.x.2):
+VM's 192.168.x address. The VM sees clients as VMware's NAT device (usually x.x.x.2;
+'sudo ss -tn sport = :12345' in the VM shows it):
 allow it in the VM's firewall (scripts/vm-firewall.sh --source <that address>).
 USAGE
 }
