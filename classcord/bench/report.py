@@ -77,12 +77,15 @@ def _server_rows(server: Json) -> list[Row]:
     ]  # fmt: skip
 
 
-def _handshake_rows(hs: Json, what: str = "clients connected") -> list[Row]:
+def _handshake_rows(hs: Json, what: str = "clients connected", prefix: str = "") -> list[Row]:
     per = hs.get("per_client_ms", {})
     return [
         (what, f"{fmt(hs.get('ok'))} ok, {fmt(hs.get('failed'))} failed"),
-        ("handshake wall time", fmt(hs.get("seconds"), " s")),
-        ("handshake per client p50/p99", f"{fmt(per.get('p50_ms'))}/{fmt(per.get('p99_ms'))} ms"),
+        (f"{prefix}handshake wall time", fmt(hs.get("seconds"), " s")),
+        (
+            f"{prefix}handshake per client p50/p99",
+            f"{fmt(per.get('p50_ms'))}/{fmt(per.get('p99_ms'))} ms",
+        ),
     ]
 
 
@@ -102,10 +105,19 @@ def _step_rows(step: Json, prefix: str = "") -> list[Row]:
         (f"{prefix}errors / disconnected", f"{step['errors']} / {step['disconnected']}"),
         (f"{prefix}server RSS peak", fmt(step["server"].get("rss_mb_peak"), " MB")),
         (f"{prefix}server CPU", fmt(step["server"].get("cpu_percent"), " %")),
-        (f"{prefix}load generator CPU", ", ".join(
-            fmt(c, " %") for c in step["loadgen"]["cpu_percent"]
-        )),
-    ]  # fmt: skip
+    ]
+    rows += _loadgen_rows(step["loadgen"], prefix)
+    return rows
+
+
+def _loadgen_rows(loadgen: Json, prefix: str = "") -> list[Row]:
+    rows = [
+        (f"{prefix}load generator CPU", ", ".join(fmt(c, " %") for c in loadgen["cpu_percent"]))
+    ]
+    lag = loadgen.get("tick_lag_ms")
+    if lag:
+        rows.append((f"{prefix}load generator tick lag p99/max",
+                     f"{fmt(lag.get('p99_ms'))}/{fmt(lag.get('max_ms'))} ms"))  # fmt: skip
     return rows
 
 
@@ -128,6 +140,7 @@ def rows_for(result: Json) -> list[Row]:
              f"{data['ping_after_hold']['failed']}"),
         ]  # fmt: skip
         rows += _server_rows(data["server"])
+        rows += _loadgen_rows(data["loadgen"])
     elif scenario == "stall":
         rows += _handshake_rows(data["handshake"])
         rows += _step_rows(data["step"], "others: ")
@@ -138,8 +151,9 @@ def rows_for(result: Json) -> list[Row]:
             ("last delivery to anyone, after stall", fmt(data["last_delivery_after_s"], " s")),
         ]
     elif scenario == "storm":
-        rows += _handshake_rows(data["prepare"], "accounts registered")
-        rows += _handshake_rows(data["storm_logins"], "storm logins")
+        rows += _handshake_rows(data["prepare"], "accounts registered", "registration ")
+        rows += _handshake_rows(data["handshake"], "chat clients connected", "chat ")
+        rows += _handshake_rows(data["storm_logins"], "storm logins", "storm ")
         rows += [
             ("chat messages sent", fmt(data["messages_sent"])),
             ("chat deliveries received/expected",
@@ -148,6 +162,7 @@ def rows_for(result: Json) -> list[Row]:
         for label, lat in data["latency_ms"].items():
             rows += _latency_rows(f"chat {label}: ", lat)
         rows += _server_rows(data["server"])
+        rows += _loadgen_rows(data["loadgen"])
     elif scenario == "soak":
         mem = data["memory"]
         rows += [

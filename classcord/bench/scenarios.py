@@ -326,7 +326,7 @@ async def alive_chat(run: Run) -> set[int]:
 async def idle(run: Run) -> Json:
     opts = run.opts
     everyone = list(range(opts.clients))
-    server_start, _ = run.monitor.mark()
+    server_start, worker_starts = run.monitor.mark()
     run.monitor.phase = "connect"
     handshake = await connect(run, {"chat": everyone}, auth=opts.auth)
     run.monitor.phase = "settle"
@@ -345,6 +345,7 @@ async def idle(run: Run) -> Json:
     pinged = await settle(run)
     run.monitor.tick()
     return {
+        "loadgen": loadgen_usage(run, worker_starts),
         "handshake": handshake,
         "settle": settled,
         "held_seconds": opts.hold,
@@ -450,7 +451,10 @@ async def storm(run: Run) -> Json:
         "latency_ms": {label: latency_json(h) for label, h in after["latency"].items()},
         "errors": chat.get("errors", 0),
         "server": server_usage(run, server_start),
-        "loadgen": loadgen_usage(run, worker_starts),
+        "loadgen": {
+            **loadgen_usage(run, worker_starts),
+            "tick_lag_ms": latency_json(after["loop_lag"]),
+        },
     }
 
 
