@@ -578,9 +578,13 @@ class TerminalConsole:
 
 @dataclass
 class Waiter:
+    """A reply the command loop waits for; ``then``, a second reply due right after
+    it, is waited for from the same read (both can arrive in one segment)."""
+
     types: frozenset[str]
     future: asyncio.Future[dict[str, Any] | None]
     quiet: bool
+    then: Waiter | None = None
 
 
 @dataclass
@@ -635,6 +639,11 @@ class ChatClient:
         if waiter is None or waiter.future.done():
             return False
         waiter.future.set_result(reply)
+        if waiter.then is not None:
+            if reply is not None and reply.get("type") != "error":
+                self._waiter = waiter.then
+            else:
+                waiter.then.future.set_result(None)
         return waiter.quiet and (reply is None or reply.get("type") != "error")
 
     def _on_line(self, line: bytes) -> None:
@@ -679,17 +688,22 @@ class ChatClient:
 
     async def _ask(
         self,
-        payload: dict[str, Any] | None,
+        payload: dict[str, Any],
         types: Iterable[str],
         quiet: bool = False,
         timeout: float | None = None,
+        then: Waiter | None = None,
     ) -> dict[str, Any] | None:
-        """Send a request (None: nothing, a second reply is due) and wait for its reply
-        or an error line. None: no reply."""
+        """Send a request and wait for its reply or an error line. None: no reply."""
         future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
-        self._waiter = Waiter(frozenset(types) | {"error"}, future, quiet)
-        if payload is not None and not await self._send(payload):
+        self._waiter = Waiter(frozenset(types) | {"error"}, future, quiet, then)
+        if not await self._send(payload):
             self._settle(None)
+        return await self._wait(future, timeout)
+
+    async def _wait(
+        self, future: asyncio.Future[dict[str, Any] | None], timeout: float | None = None
+    ) -> dict[str, Any] | None:
         limit = self._timeout if timeout is None else timeout
         try:
             return await asyncio.wait_for(future, limit)
@@ -700,13 +714,21 @@ class ChatClient:
                 self._error(NO_REPLY.format(timeout=limit))
             return None
 
+    def _follow_up(self, types: Iterable[str]) -> Waiter:
+        future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        return Waiter(frozenset(types) | {"error"}, future, quiet=True)
+
     async def _request(
-        self, payload: dict[str, Any], types: Iterable[str], quiet: bool = False
+        self,
+        payload: dict[str, Any],
+        types: Iterable[str],
+        quiet: bool = False,
+        then: Waiter | None = None,
     ) -> dict[str, Any] | None:
         """Like ``_ask``, after a ping: an error line still due for an earlier message
         (unknown recipient...) is shown before, never taken for this reply."""
         await self._barrier()
-        return await self._ask(payload, types, quiet)
+        return await self._ask(payload, types, quiet, then=then)
 
     async def _barrier(self) -> None:
         if self._extensions:
@@ -964,15 +986,19 @@ class ChatClient:
             return
         if not self._identified():
             return
-        reply = await self._request({"type": "join_channel", "channel": args[0]}, {"join_channel"})
+        history = self._follow_up({"history"}) if "history_on_join" in self._features else None
+        payload = {"type": "join_channel", "channel": args[0]}
+        reply = await self._request(payload, {"join_channel"}, then=history)
         if reply is None or reply.get("type") != "join_channel":
             return
         channel = text_of(reply.get("channel")) or args[0]
         self.state.channels.add(channel)
         self.state.channel = channel
         self._note(JOINED.format(channel=clean(channel), members=reply.get("members", "?")))
-        if "history_on_join" in self._features:
-            await self._ask(None, {"history"})  # shown before anything typed next
+        if history is not None:  # shown after the join, before anything typed next
+            recent = await self._wait(history.future)
+            if recent is not None and recent.get("type") == "history":
+                self._show(recent)
 
     async def _leave(self, args: tuple[str, ...]) -> None:
         if len(args) > 1:
