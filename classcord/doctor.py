@@ -1193,7 +1193,7 @@ def gather(args: argparse.Namespace) -> Facts:
     local = network.local_addresses()
     targets = [Target("127.0.0.1", port)]
     _mode, main = detect_mode(network, args.lan)
-    if main is not None:
+    if main is not None and not args.skip_own_address:
         targets.append(Target(str(main), port))
     targets += [parse_target(text, port) for text in args.target or []]
     seen: set[Target] = set()
@@ -1287,6 +1287,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ufw-rootdir",
         default=None,
         help="read ufw's configuration from this copy (as ufw --rootdir); the lab uses it",
+    )
+    parser.add_argument(
+        "--skip-own-address",
+        action="store_true",
+        help="no round trip to this machine's own LAN address (only 127.0.0.1 and --target)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 

@@ -617,6 +617,7 @@ def test_doctor_command_on_the_real_server(real_server: ServerProcess, tmp_path:
             "--port", str(real_server.port),
             "--docker-host", f"unix://{tmp_path}/no-docker.sock",
             "--ufw-rootdir", str(tmp_path / "no-ufw"),
+            "--skip-own-address",  # test traffic stays on 127.0.0.1
         ],
         capture_output=True,
         text=True,
@@ -629,6 +630,9 @@ def test_doctor_command_on_the_real_server(real_server: ServerProcess, tmp_path:
     assert checks["server"]["status"] == "ok"
     assert checks["listen"]["status"] == "fail"
     assert checks[f"roundtrip 127.0.0.1:{real_server.port}"]["status"] == "ok"
+    assert [hop for hop in checks if hop.startswith("roundtrip")] == [
+        f"roundtrip 127.0.0.1:{real_server.port}"
+    ]
     assert report["ok"] is False
     assert done.returncode == 1
     assert report["verdict"].startswith("Broken hop: listening address")
