@@ -21,7 +21,9 @@ Commands:
   up [--mode nat|bridged] [--docker]
                    create the namespaces (default mode: nat); --docker also
                    starts a private Docker daemon inside the VM namespace
-  down             remove everything the lab created (safe to run twice)
+  down [--all]     remove everything the lab created (safe to run twice); --all
+                   removes every lab listed by 'list' (leftovers of a killed run;
+                   it also removes labs other runs are still using)
   mode nat|bridged move the VM between NAT (behind the host) and bridged (on the LAN)
   docker-start     start the lab's Docker daemon in the VM namespace
   docker-stop      stop it (containers with a restart policy come back on start)
@@ -61,6 +63,7 @@ USAGE
 LAB=cc-lab
 MODE=nat
 WITH_DOCKER=0
+ALL=0
 DRY_RUN=0
 COMMAND=
 ARGS=()
@@ -95,6 +98,7 @@ while [ "$#" -gt 0 ]; do
         --name) LAB=${2:?--name needs a value}; shift ;;
         --mode) MODE=${2:?--mode needs a value}; shift ;;
         --docker) WITH_DOCKER=1 ;;
+        --all) ALL=1 ;;
         --dry-run) DRY_RUN=1 ;;
         --) shift; ARGS+=("$@"); break ;;
         *)
@@ -216,6 +220,7 @@ cmd_up() {
     if [ "$WITH_DOCKER" -eq 1 ]; then
         cmd_docker_start
     fi
+    if [ "$DRY_RUN" -eq 1 ]; then log "dry run: nothing was created"; return 0; fi
     log "lab $LAB is up; SLAM PC $(ns slam) $SLAM_IP, host $(ns host) $HOST_LAN_IP, VM $(ns vm) ($MODE)"
 }
 
@@ -413,6 +418,7 @@ cmd_down() {
     done
     remove_cgroups
     if [ -d "$STATE" ]; then run rm -rf "$STATE"; fi
+    if [ "$DRY_RUN" -eq 1 ]; then log "dry run: nothing was removed"; return 0; fi
     log "lab $LAB removed"
 }
 
@@ -571,6 +577,15 @@ cmd_list() {
     done
     return 0
 }
+
+if [ "$COMMAND" = down ] && [ "$ALL" -eq 1 ]; then
+    extra=()
+    if [ "$DRY_RUN" -eq 1 ]; then extra=(--dry-run); fi
+    for lab in $(cmd_list); do
+        "$0" down --name "$lab" "${extra[@]}"
+    done
+    exit 0
+fi
 
 case "$COMMAND" in
     up) cmd_up ;;

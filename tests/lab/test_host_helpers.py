@@ -206,7 +206,7 @@ def test_virtualbox_unknown_vm_and_port_clash(vbox: FakeVBox) -> None:
 
 def test_virtualbox_refuses_a_port_in_use_on_the_host(vbox: FakeVBox) -> None:
     with socket.socket() as busy:
-        busy.bind(("0.0.0.0", 0))
+        busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = str(busy.getsockname()[1])
         done = vbox.script("--vm", "ClassCord-VM", "--port", port)
