@@ -19,7 +19,6 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,9 +31,6 @@ from ..conftest import make_settings
 MAX_LINE = 512  # small limits keep over-long lines cheap to generate...
 ABUSE_LINE = 64 * 1024  # ...and far from the abuse cut-off
 SETTLE_SECONDS = 20.0
-# A guest may take a name while its registration is in flight, and keep it once the
-# account exists (see test_race_guest_vs_pending_registration). Set to False once fixed.
-GUEST_REGISTRATION_RACE_OPEN = True
 
 NAMES = st.sampled_from(["alice", "Alice", "bob", "invité", "Serveur", "zoé", "", " x", "a\tb"])
 PASSWORDS = st.sampled_from(["pw", "wrong", ""])
@@ -267,7 +263,7 @@ async def _drive(
     keys = [name_key(s.name) for s in identified if s.state is State.GUEST]
     assert len(set(keys)) == len(keys), "two guests share a name"
     for session in identified:
-        if session.state is State.GUEST and not GUEST_REGISTRATION_RACE_OPEN:
+        if session.state is State.GUEST:
             assert not server.accounts.is_registered(session.name), "a guest holds an account name"
     listed = hub.users_reply(watcher.session, "users")["users"]
     assert all(isinstance(n, str) for n in listed)
@@ -307,10 +303,10 @@ def test_any_non_abusive_input_in_any_chunks_keeps_the_server_consistent(
 
 
 async def test_race_guest_vs_pending_registration(tmp_path: Path) -> None:
-    """Found by the property test above. While ``alice`` is being registered (hashing
-    off the loop), a guest announcing itself as ``alice`` gets that very name; the
-    registration then succeeds, and once alice logs in, the guest shares her entry
-    and reads her private messages."""
+    """Found by the property test above (fixed in 2b15456). While ``alice`` was being
+    registered (hashing off the loop), a guest announcing itself as ``alice`` got
+    that very name; the registration then succeeded, and once alice logged in, the
+    guest shared her entry and read her private messages."""
     server = ClassCordServer(make_settings(tmp_path / "data", scrypt_n=16, scrypt_r=1))
     await server.start()
     try:
