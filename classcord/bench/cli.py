@@ -297,6 +297,9 @@ def run(args: argparse.Namespace) -> int:
             theirs = report.fmt(row["baseline_saturation_deliveries_per_second"])
             print(
                 f"round {row['round']}: ClassCord {ours} deliveries/s, baseline saturation "
-                f"{theirs}/s: ratio {report.fmt(row['ratio'])}"
+                f"{theirs}/s: ratio {report.fmt(row['ratio'])}; per server CPU-second: "
+                f"{report.fmt(row['classcord_deliveries_per_cpu_second'])} vs "
+                f"{report.fmt(row['baseline_deliveries_per_cpu_second'])}, "
+                f"ratio {report.fmt(row['cpu_efficiency_ratio'])}"
             )
     return 0

@@ -15,6 +15,7 @@ Row = tuple[str, str]
 
 FANOUT_P99_MS: Final = 50.0
 FANOUT_RATIO: Final = 10.0
+FANOUT_TARGET_RATE: Final = 5000.0
 IDLE_RSS_MB: Final = 100.0
 STALL_P99_MS: Final = 50.0
 STORM_P99_MS: Final = 100.0
@@ -99,6 +100,7 @@ def _step_rows(step: Json, prefix: str = "") -> list[Row]:
         ),
         (f"{prefix}all delivered", fmt(step["all_delivered"])),
         (f"{prefix}deliveries per second", fmt(step["deliveries_per_second"])),
+        (f"{prefix}deliveries per server CPU-second", fmt(step.get("deliveries_per_cpu_second"))),
     ]
     rows += _latency_rows(prefix, step["latency_ms"])
     rows += [
@@ -213,6 +215,12 @@ def saturation(steps: Sequence[Json]) -> float | None:
     return max(rates) if rates else None
 
 
+def efficiency(steps: Sequence[Json]) -> float | None:
+    """The best deliveries per server CPU-second over the steps."""
+    values = [s["deliveries_per_cpu_second"] for s in steps if s.get("deliveries_per_cpu_second")]
+    return max(values) if values else None
+
+
 def comparisons(results: Sequence[Json]) -> list[Json]:
     """ClassCord against the baseline of the same round."""
     out: list[Json] = []
@@ -226,6 +234,8 @@ def comparisons(results: Sequence[Json]) -> list[Json]:
         step = best_step(ours["result"]["steps"])
         ours_rate = step["deliveries_per_second"] if step else None
         base_sat = saturation(base["result"]["steps"])
+        ours_eff = efficiency(ours["result"]["steps"])
+        base_eff = efficiency(base["result"]["steps"])
         out.append(
             {
                 "round": rnd,
@@ -233,6 +243,11 @@ def comparisons(results: Sequence[Json]) -> list[Json]:
                 "classcord_at_offered_rate": step["offered_rate"] if step else None,
                 "baseline_saturation_deliveries_per_second": base_sat,
                 "ratio": round(ours_rate / base_sat, 1) if ours_rate and base_sat else None,
+                "classcord_deliveries_per_cpu_second": ours_eff,
+                "baseline_deliveries_per_cpu_second": base_eff,
+                "cpu_efficiency_ratio": round(ours_eff / base_eff, 1)
+                if ours_eff and base_eff
+                else None,
             }
         )
     return out
@@ -246,7 +261,9 @@ def checks(result: Json, baseline_saturation: float | None = None) -> list[Json]
         out.append({"name": name, "value": value, "ok": bool(ok)})
 
     if scenario == "fanout":
-        step = data["steps"][-1] if data["steps"] else None
+        # The issue's target rate if this run had it, else its highest step.
+        at_target = [st for st in data["steps"] if st["offered_rate"] == FANOUT_TARGET_RATE]
+        step = at_target[0] if at_target else (data["steps"][-1] if data["steps"] else None)
         if step is not None:
             p99 = step["latency_ms"]["p99_ms"]
             check(f"all delivered @{step['offered_rate']:g}/s", step["all_delivered"],
