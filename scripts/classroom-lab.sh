@@ -345,7 +345,7 @@ cmd_docker_stop() {
 lab_pids() {
     local p cmd
     for p in /proc/[0-9]*; do
-        cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null || true)
+        cmd=$({ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null || true)
         case "$cmd" in *"$STATE/"*) echo "${p#/proc/}" ;; esac
     done
 }
