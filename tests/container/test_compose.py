@@ -120,6 +120,9 @@ def test_chat_hardening_and_fast_stop(compose_project: ComposeProject) -> None:
     assert list(networks) == [f"{project.name}_classcord"]
 
     chat_between_two_users(project, "Bonjour depuis le conteneur, ça marche !")
+    # The admin socket on the volume answers `docker compose exec`.
+    stats = project("exec", "-T", "classcord", "python", "-m", "classcord", "admin", "stats")
+    assert "accounts: 2" in stats.stdout
 
     # A crash is followed by a restart (restart: unless-stopped).
     # The exec may itself die with the container (exit 137): its status is not checked.
