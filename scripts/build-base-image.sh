@@ -82,6 +82,17 @@ if [ "$FORCE" -eq 0 ] && image_exists; then
 fi
 
 if [ "$DRY_RUN" -eq 0 ]; then
+    # Two runs at once (two test sessions) take turns; the second finds the image.
+    mkdir -p "$CACHE_DIR"
+    exec 9>"$CACHE_DIR/.build-base-image.lock"
+    flock 9
+    if [ "$FORCE" -eq 0 ] && image_exists; then
+        log "image $IMAGE was built meanwhile, nothing to do"
+        exit 0
+    fi
+fi
+
+if [ "$DRY_RUN" -eq 0 ]; then
     [ "$(id -u)" -eq 0 ] || { echo "build-base-image.sh: must run as root" >&2; exit 1; }
     command -v docker >/dev/null || { echo "build-base-image.sh: docker not found" >&2; exit 1; }
 fi
@@ -148,8 +159,8 @@ run find "$ROOTFS/dev" "$ROOTFS/proc" "$ROOTFS/sys" "$ROOTFS/run" "$ROOTFS/tmp" 
 run mkdir -p "$CACHE_DIR"
 log "saving $TARBALL"
 if [ "$DRY_RUN" -eq 0 ]; then
-    tar --numeric-owner -C "$ROOTFS" -cf "$TARBALL.tmp" .
-    mv "$TARBALL.tmp" "$TARBALL"
+    tar --numeric-owner -C "$ROOTFS" -cf "$TARBALL.$$.tmp" .
+    mv "$TARBALL.$$.tmp" "$TARBALL"
 else
     echo "+ tar --numeric-owner -C $ROOTFS -cf $TARBALL ."
 fi
