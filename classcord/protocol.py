@@ -353,6 +353,13 @@ def normalize_channel(name: str) -> str | None:
     return "#" + bare
 
 
+def loggable(text: str, limit: int = 80) -> str:
+    """Client text made safe for one log line: anything unprintable is escaped, so a
+    name with a newline cannot forge a line (and a fail2ban ban) of its own."""
+    shown = text[:limit]
+    return shown if shown.isprintable() else ascii(shown)
+
+
 def name_key(name: str) -> str:
     """Names compare case-insensitively, so 'Alice' cannot pose as 'alice'."""
     return name.casefold()

@@ -40,6 +40,7 @@ from classcord.protocol import (
     encode,
     error_reply,
     is_valid_name,
+    loggable,
     parse_request,
 )
 
@@ -266,7 +267,7 @@ class Session:
                 # One fixed format, matched by the shipped fail2ban filter.
                 log.warning(
                     "auth failure: user=%s addr=%s conn=%d reason=%s",
-                    request.username,
+                    loggable(request.username),
                     self.peer.address,
                     self.peer.conn_id,
                     outcome,

@@ -26,6 +26,7 @@ from classcord.protocol import (
     encode,
     error_reply,
     is_valid_name,
+    loggable,
     normalize_channel,
     parse_request,
 )
@@ -221,3 +222,12 @@ def test_name_rules(name: str, valid: bool) -> None:
 )
 def test_channel_names(raw: str, canonical: str | None) -> None:
     assert normalize_channel(raw) == canonical
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [("alice", "alice"), ("zoé", "zoé"), ("a\nb", "'a\\nb'"), ("x\r\x1b[31m", "'x\\r\\x1b[31m'")],
+)
+def test_client_text_is_escaped_for_the_log(text: str, shown: str) -> None:
+    assert loggable(text) == shown
+    assert "\n" not in loggable(text)
