@@ -366,7 +366,7 @@ class Hub:
             # Typed as "/join #dev" by a legacy client: an unknown reply type would be
             # printed raw by client A, so answer with an ordinary notice.
             text = texts.JOINED if kind == "join_channel" else texts.LEFT
-            session.deliver(encode(notice_reply(text.format(channel=channel), self._timestamp())))
+            self.notify(session, text.format(channel=channel))
             return
         members = self._channels.get(channel, set())
         session.reply({"type": kind, "status": "ok", "channel": channel, "members": len(members)})

@@ -220,6 +220,23 @@ Request = (
 )
 
 
+# The ``type`` a request arrives with, for messages that name it back to the client.
+WIRE_TYPE: Final[dict[type, str]] = {
+    Register: "register",
+    Login: "login",
+    Chat: "message",
+    SetStatus: "status",
+    ListUsers: "users",
+    Ping: "ping",
+    Hello: "hello",
+    JoinChannel: "join_channel",
+    LeaveChannel: "leave_channel",
+    ListChannels: "channels",
+    History: "history",
+    Typing: "typing",
+}
+
+
 def _text(obj: Mapping[str, Any], key: str, request: str) -> str:
     value = obj.get(key)
     if not isinstance(value, str):

@@ -20,6 +20,7 @@ from classcord.accounts import LoginOutcome, RegisterOutcome
 from classcord.protocol import (
     DEFAULT_CHANNEL,
     FEATURES,
+    WIRE_TYPE,
     AbuseError,
     Chat,
     ClientError,
@@ -198,7 +199,7 @@ class Session:
             return None
         handler = row[_COLUMN[self.state]]
         if handler is None:
-            self.error(texts.NOT_LOGGED_IN.format(request=_request_name(request)))
+            self.error(texts.NOT_LOGGED_IN.format(request=WIRE_TYPE[type(request)]))
             return None
         try:
             return handler(self, request)
@@ -339,10 +340,6 @@ class Session:
 
     def on_unknown(self, request: Unknown) -> None:
         log.debug("conn=%d ignored unknown type %r", self.peer.conn_id, request.type_name[:40])
-
-
-def _request_name(request: Request) -> str:
-    return type(request).__name__.lower()
 
 
 Handler = Callable[[Session, Any], Pending | None]

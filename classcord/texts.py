@@ -15,7 +15,7 @@ GUEST_NAME = "invité"
 
 INVALID_JSON = "JSON invalide (colonne {column}) : chaque ligne doit être un objet JSON."
 TOO_DEEP = "JSON invalide : imbrication trop profonde."
-NOT_AN_OBJECT = "Requête invalide : chaque ligne doit être un objet JSON {{...}}."
+NOT_AN_OBJECT = "Requête invalide : chaque ligne doit être un objet JSON {...}."
 MISSING_TYPE = "Requête invalide : le champ 'type' (texte) est obligatoire."
 FIELD_REQUIRED = "Requête '{request}' invalide : le champ '{field}' (texte) est obligatoire."
 FIELD_WRONG_TYPE = "Requête '{request}' invalide : le champ '{field}' doit être {expected}."

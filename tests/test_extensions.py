@@ -117,6 +117,16 @@ async def test_slash_join_typed_by_a_legacy_client_answers_with_a_plain_notice(
     await other.close()
 
 
+async def test_slash_join_answers_in_the_system_shape_after_opting_in(
+    server: ClassCordServer,
+) -> None:
+    modern = await connected(server, "modern", hello=["system"])
+    await modern.send({"type": "message", "content": "/join #dev"})
+    notice = await modern.recv_type("system")
+    assert notice["content"] == texts.JOINED.format(channel="#dev")
+    await modern.close()
+
+
 async def test_history_of_channels_and_own_private_conversations_only(
     server: ClassCordServer,
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import string
 
 import pytest
 from hypothesis import given
@@ -231,3 +232,13 @@ def test_channel_names(raw: str, canonical: str | None) -> None:
 def test_client_text_is_escaped_for_the_log(text: str, shown: str) -> None:
     assert loggable(text) == shown
     assert "\n" not in loggable(text)
+
+
+def test_texts_sent_unformatted_have_no_doubled_braces() -> None:
+    """A text with no fields is sent as is: escaped braces would reach the client."""
+    for name, value in vars(texts).items():
+        if name.isupper() and isinstance(value, str):
+            fields = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+            if not fields:
+                assert "{{" not in value, name
+                assert "}}" not in value, name

@@ -241,7 +241,7 @@ async def test_status_before_login_is_an_error_and_unknown_types_are_ignored(
     session, peer = harness.connect()
     await harness.send(session, {"type": "status", "state": "away"})
     await harness.send(session, {"type": "whatever", "x": 1})
-    assert peer.take() == [error(texts.NOT_LOGGED_IN.format(request="setstatus"))]
+    assert peer.take() == [error(texts.NOT_LOGGED_IN.format(request="status"))]
 
 
 async def test_bad_input_gets_error_lines_and_the_session_goes_on(harness: Harness) -> None:
