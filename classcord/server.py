@@ -82,6 +82,7 @@ class Connection(asyncio.Protocol):
         self._closed = False
         self._close_reason = "client closed the connection"
         self.admitted = False
+        self._announced = False
 
     # Peer interface used by the session
 
@@ -169,7 +170,7 @@ class Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and self.server.settings.tcp_keepalive:
             _enable_keepalive(sock)
-        log.info("open: conn=%d addr=%s", self._conn_id, self._address)
+        log.debug("open: conn=%d addr=%s", self._conn_id, self._address)
 
     def data_received(self, data: bytes) -> None:
         if self._closed:
@@ -191,14 +192,26 @@ class Connection(asyncio.Protocol):
         if exc is not None and self._close_reason == "client closed the connection":
             self._close_reason = f"connection error: {exc}"
         self.server.release(self)
-        if self.admitted:
-            log.info(
-                "close: conn=%d addr=%s user=%s reason=%s",
-                self._conn_id,
-                self._address,
-                self.session.name or "-",
-                self._close_reason,
-            )
+        if not self.admitted:
+            return
+        # A container health check every 10 s would otherwise write two lines each time.
+        level = logging.DEBUG if self.session.only_pinged else logging.INFO
+        if level == logging.INFO:
+            self._announce()
+        log.log(
+            level,
+            "close: conn=%d addr=%s user=%s reason=%s",
+            self._conn_id,
+            self._address,
+            self.session.name or "-",
+            self._close_reason,
+        )
+
+    def _announce(self) -> None:
+        """The 'open' line, at the first request that is not a ping."""
+        if not self._announced:
+            self._announced = True
+            log.info("open: conn=%d addr=%s", self._conn_id, self._address)
 
     # request processing
 
@@ -211,6 +224,8 @@ class Connection(asyncio.Protocol):
                     continue
                 assert isinstance(event, bytes)
                 waiting = self.session.receive_line(event)
+                if self.session.requests > self.session.pings:
+                    self._announce()
             except AbuseError as exc:
                 self.abort(exc.reason)
                 return

@@ -110,6 +110,7 @@ class Session:
         self.features: frozenset[str] = frozenset()
         self.connected_at = time.time()
         self.requests = 0
+        self.pings = 0
         self._bucket = TokenBucket(settings.rate_per_second, settings.rate_burst, clock)
         self._strikes = 0
         self._held: list[bytes] | None = None
@@ -317,7 +318,13 @@ class Session:
         self.reply(self.hub.users_reply(self, request.reply_type))
 
     def on_ping(self, request: Ping) -> None:
+        self.pings += 1
         self.reply({"type": "pong"})
+
+    @property
+    def only_pinged(self) -> bool:
+        """A health check: it asked for nothing but pongs."""
+        return 0 < self.requests == self.pings
 
     def on_hello(self, request: Hello) -> None:
         self.features = frozenset(f for f in request.features if f in FEATURES)

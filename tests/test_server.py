@@ -195,3 +195,24 @@ async def test_messages_survive_a_restart_in_history(tmp_path: Path) -> None:
         assert again.storage.storage.count_messages() == 1
     finally:
         await again.shutdown()
+
+
+async def test_health_checks_stay_out_of_the_info_log(
+    server: ClassCordServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "classcord.server")
+    probe = await LineClient.connect(server.port)
+    await probe.send({"type": "ping"})
+    await probe.recv()
+    await probe.close()
+    person = await LineClient.connect(server.port)
+    await person.send({"type": "users"})
+    await person.recv()
+    await person.close()
+    for _ in range(100):
+        if not server.connections:
+            break
+        await asyncio.sleep(0.01)
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert [line.split(":")[0] for line in lines] == ["open", "close"]
+    assert all("conn=2 " in line for line in lines)
