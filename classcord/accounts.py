@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from classcord.config import Settings
-from classcord.protocol import is_valid_name, name_key
+from classcord.protocol import is_valid_name, loggable, name_key
 from classcord.storage import Storage, StorageWorker
 
 log = logging.getLogger("classcord.accounts")
@@ -171,6 +171,8 @@ class Accounts:
             settings.login_lockout_seconds,
             clock,
         )
+        self._lockout_seconds = settings.login_lockout_seconds
+        self._max_failures = settings.login_max_failures
         self._registered: set[str] = set()
         self._pending: set[str] = set()
         # Verifying unknown names against a real hash keeps their timing like a
@@ -246,6 +248,12 @@ class Accounts:
 
     def _failed(self, key: str, outcome: str) -> str:
         if self.throttle.failure(key):
+            log.warning(
+                "login lockout: user=%s locked for %.0f s after %d failed logins",
+                loggable(key),
+                self._lockout_seconds,
+                self._max_failures,
+            )
             return LoginOutcome.LOCKED
         return outcome
 

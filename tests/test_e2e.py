@@ -208,3 +208,19 @@ def test_readme_documents_every_setting_and_the_ci_test_command() -> None:
     ci = (Path(__file__).parent.parent / ".ci" / "run").read_text(encoding="utf-8")
     assert "<!-- test-command -->" in ci
     assert "<!-- test-command -->\n```bash\n./scripts/test.sh\n```" in readme
+
+
+async def test_log_file_gets_the_same_lines_as_stdout(tmp_path: Path) -> None:
+    log_file = tmp_path / "logs" / "classcord.log"
+    server = ServerProcess(tmp_path / "data", None, "--log-file", str(log_file)).start()
+    try:
+        client = await LineClient.connect(server.port)
+        await client.login("ghost", "hunter2")
+        await client.close()
+        assert server.wait_for_log("auth failure: user=ghost")
+    finally:
+        assert server.terminate() == 0
+    written = log_file.read_text(encoding="utf-8")
+    assert "listening on 127.0.0.1" in written
+    assert "auth failure: user=ghost" in written
+    assert "hunter2" not in written

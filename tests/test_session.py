@@ -53,13 +53,17 @@ async def test_wrong_password_and_unknown_user_both_answer_login_failed(harness:
     assert session.state is State.ANONYMOUS
 
 
-async def test_account_locks_after_repeated_failures_then_unlocks(harness: Harness) -> None:
+async def test_account_locks_after_repeated_failures_then_unlocks(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
     await harness.user("alice", "right")
     session, peer = harness.connect()
     for _ in range(harness.settings.login_max_failures):
         await harness.send(session, {"type": "login", "username": "alice", "password": "bad"})
     await harness.send(session, {"type": "login", "username": "alice", "password": "right"})
     assert peer.take()[-1] == error("Login failed.")  # locked, even with the right password
+    assert "login lockout: user=alice locked for 60 s after 5 failed logins" in caplog.text
+    assert "reason=locked" in caplog.text
     harness.clock_now += harness.settings.login_lockout_seconds + 1
     await harness.send(session, {"type": "login", "username": "alice", "password": "right"})
     assert peer.take() == [{"type": "login", "status": "ok", "username": "alice"}]
