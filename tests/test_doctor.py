@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from classcord import doctor
-from classcord.doctor import (
-    Check,
+from classcord.doctor.check import Check, Status
+from classcord.doctor.diagnosis import check_round_trip, diagnose, verdict
+from classcord.doctor.docker import docker_socket_path, gather_docker, parse_containers
+from classcord.doctor.facts import (
     Container,
     DockerFacts,
     Facts,
@@ -30,10 +31,14 @@ from classcord.doctor import (
     Outcome,
     PublishedPort,
     RoundTrip,
-    Status,
     Target,
     UfwRule,
 )
+from classcord.doctor.firewall import parse_ufw_user_rules
+from classcord.doctor.listeners import find_listeners, parse_proc_net_tcp
+from classcord.doctor.network import detect_mode, parse_ip_addr_json
+from classcord.doctor.report import render_text
+from classcord.doctor.roundtrip import parse_target, round_trip
 from tests.process import ServerProcess
 
 LAN = ipaddress.IPv4Network("10.0.108.0/24")
@@ -60,7 +65,7 @@ PROC_NET_TCP6 = """\
 
 
 def test_proc_net_tcp_listeners_on_the_port() -> None:
-    found = doctor.parse_proc_net_tcp(PROC_NET_TCP, PORT)
+    found = parse_proc_net_tcp(PROC_NET_TCP, PORT)
     assert [(str(item.address), item.inode) for item in found] == [
         ("127.0.0.1", 1111),
         ("0.0.0.0", 2222),
@@ -70,7 +75,7 @@ def test_proc_net_tcp_listeners_on_the_port() -> None:
 
 
 def test_proc_net_tcp6_listeners_and_v4_mapped_addresses() -> None:
-    found = doctor.parse_proc_net_tcp(PROC_NET_TCP6, PORT)
+    found = parse_proc_net_tcp(PROC_NET_TCP6, PORT)
     assert [str(item.address) for item in found] == ["::", "127.0.0.1"]
 
 
@@ -79,7 +84,7 @@ def test_listeners_of_this_process_are_found_with_their_owner() -> None:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        found = doctor.find_listeners(port)
+        found = find_listeners(port)
     assert [str(item.address) for item in found] == ["127.0.0.1"]
     assert found[0].pid is not None
     assert "python" in found[0].process
@@ -105,7 +110,7 @@ UFW_USER_RULES = """\
 
 
 def test_ufw_user_rules_are_read_from_the_tuples() -> None:
-    rules = doctor.parse_ufw_user_rules(UFW_USER_RULES)
+    rules = parse_ufw_user_rules(UFW_USER_RULES)
     assert rules == [
         UfwRule("allow", False, "tcp", "22", "0.0.0.0/0", "classcord-ssh"),
         UfwRule("allow", False, "tcp", "12345", "10.0.108.0/24", "classcord-vm-firewall"),
@@ -163,7 +168,7 @@ DOCKER_PS = [
 
 
 def test_docker_containers_from_the_api() -> None:
-    first, second = doctor.parse_containers(DOCKER_PS)
+    first, second = parse_containers(DOCKER_PS)
     assert first.name == "classcord-classcord-1"
     assert first.health == "healthy"
     assert {p.host_ip for p in first.publishes(PORT)} == {"0.0.0.0", "::"}
@@ -173,15 +178,15 @@ def test_docker_containers_from_the_api() -> None:
 
 def test_docker_socket_from_docker_host(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DOCKER_HOST", raising=False)
-    assert doctor.docker_socket_path(None) == "/var/run/docker.sock"
-    assert doctor.docker_socket_path("unix:///run/lab/docker.sock") == "/run/lab/docker.sock"
-    assert doctor.docker_socket_path("tcp://10.0.0.1:2375") is None
+    assert docker_socket_path(None) == "/var/run/docker.sock"
+    assert docker_socket_path("unix:///run/lab/docker.sock") == "/run/lab/docker.sock"
+    assert docker_socket_path("tcp://10.0.0.1:2375") is None
     monkeypatch.setenv("DOCKER_HOST", "unix:///x.sock")
-    assert doctor.docker_socket_path(None) == "/x.sock"
+    assert docker_socket_path(None) == "/x.sock"
 
 
 def test_docker_unreachable_is_reported_not_raised(tmp_path: Path) -> None:
-    facts = doctor.gather_docker(f"unix://{tmp_path}/missing.sock", 1.0)
+    facts = gather_docker(f"unix://{tmp_path}/missing.sock", 1.0)
     assert not facts.reachable
     assert "no Docker socket" in facts.error
 
@@ -205,7 +210,7 @@ IP_ADDR_JSON = json.dumps(
 
 
 def test_ip_addr_json() -> None:
-    interfaces = doctor.parse_ip_addr_json(IP_ADDR_JSON)
+    interfaces = parse_ip_addr_json(IP_ADDR_JSON)
     assert [i.name for i in interfaces] == ["lo", "enp0s3", "docker0"]
     network = NetworkFacts(tuple(interfaces))
     assert [i.name for i in network.outside_interfaces()] == ["enp0s3"]
@@ -235,14 +240,14 @@ def network(address: str, gateway: str | None, name: str = "enp0s3") -> NetworkF
     ],
 )
 def test_network_mode(address: str, gateway: str | None, mode: Mode) -> None:
-    found, main = doctor.detect_mode(network(address, gateway), LAN)
+    found, main = detect_mode(network(address, gateway), LAN)
     assert found is mode
     assert str(main) == address.split("/", maxsplit=1)[0]
 
 
 def test_no_network() -> None:
     lonely = NetworkFacts((Interface("lo", (ipaddress.IPv4Interface("127.0.0.1/8"),)),))
-    assert doctor.detect_mode(lonely, LAN) == (Mode.NONE, None)
+    assert detect_mode(lonely, LAN) == (Mode.NONE, None)
 
 
 @pytest.mark.parametrize(
@@ -256,7 +261,7 @@ def test_no_network() -> None:
     ],
 )
 def test_targets(text: str, target: Target) -> None:
-    assert doctor.parse_target(text, PORT) == target
+    assert parse_target(text, PORT) == target
 
 
 # --- verdicts on made-up facts -----------------------------------------------------
@@ -324,7 +329,7 @@ def ufw(**changes: object) -> FirewallFacts:
 
 
 def test_a_healthy_plain_server() -> None:
-    checks = by_hop(doctor.diagnose(facts()))
+    checks = by_hop(diagnose(facts()))
     assert checks["server"].status is Status.OK
     assert checks["listen"].status is Status.OK
     assert checks["docker"].status is Status.SKIP
@@ -332,7 +337,7 @@ def test_a_healthy_plain_server() -> None:
 
 
 def test_nothing_listening() -> None:
-    check = by_hop(doctor.diagnose(facts(listeners=())))["server"]
+    check = by_hop(diagnose(facts(listeners=())))["server"]
     assert check.status is Status.FAIL
     assert "nothing listens on port 12345" in check.summary
     assert "--host 0.0.0.0" in check.fix
@@ -340,7 +345,7 @@ def test_nothing_listening() -> None:
 
 def test_server_bound_to_localhost() -> None:
     listener = Listener(LOCALHOST, PORT, 1, 42, "python3", "python3 -m classcord")
-    check = by_hop(doctor.diagnose(facts(listeners=(listener,))))["listen"]
+    check = by_hop(diagnose(facts(listeners=(listener,))))["listen"]
     assert check.status is Status.FAIL
     assert "127.0.0.1 only" in check.summary
     assert "--host 0.0.0.0" in check.fix
@@ -348,13 +353,13 @@ def test_server_bound_to_localhost() -> None:
 
 def test_server_bound_to_an_address_the_vm_lost() -> None:
     listener = Listener(ipaddress.ip_address("10.0.2.99"), PORT, 1, 42, "python3", CLASSCORD)
-    check = by_hop(doctor.diagnose(facts(listeners=(listener,))))["listen"]
+    check = by_hop(diagnose(facts(listeners=(listener,))))["listen"]
     assert check.status is Status.FAIL
     assert "DHCP" in check.summary
 
 
 def test_container_running_and_healthy() -> None:
-    checks = by_hop(doctor.diagnose(facts(listeners=(PROXY,), docker=docker_facts(container()))))
+    checks = by_hop(diagnose(facts(listeners=(PROXY,), docker=docker_facts(container()))))
     assert checks["server"].status is Status.OK
     assert "classcord-classcord-1" in checks["server"].summary
     assert checks["listen"].status is Status.OK
@@ -363,7 +368,7 @@ def test_container_running_and_healthy() -> None:
 
 def test_container_unhealthy() -> None:
     sick = container(status="Up 2 minutes (unhealthy)", health="unhealthy")
-    check = by_hop(doctor.diagnose(facts(listeners=(PROXY,), docker=docker_facts(sick))))["server"]
+    check = by_hop(diagnose(facts(listeners=(PROXY,), docker=docker_facts(sick))))["server"]
     assert check.status is Status.FAIL
     assert "docker logs classcord-classcord-1" in check.fix
 
@@ -371,35 +376,35 @@ def test_container_unhealthy() -> None:
 def test_container_published_on_localhost_only() -> None:
     local = container(ports=(PublishedPort("127.0.0.1", PORT, 12345),))
     proxy = dataclasses.replace(PROXY, address=LOCALHOST)
-    check = by_hop(doctor.diagnose(facts(listeners=(proxy,), docker=docker_facts(local))))["listen"]
+    check = by_hop(diagnose(facts(listeners=(proxy,), docker=docker_facts(local))))["listen"]
     assert check.status is Status.FAIL
     assert "CLASSCORD_BIND=0.0.0.0" in check.fix
 
 
 def test_port_taken_by_an_old_service_so_the_container_cannot_start() -> None:
     stuck = container(state="created", status="Created", health="")
-    check = by_hop(doctor.diagnose(facts(docker=docker_facts(stuck))))["server"]
+    check = by_hop(diagnose(facts(docker=docker_facts(stuck))))["server"]
     assert check.status is Status.FAIL
     assert "taken by python3 (pid 42)" in check.summary
 
 
 def test_container_runs_but_publishes_nothing() -> None:
     bare = container(ports=())
-    check = by_hop(doctor.diagnose(facts(listeners=(), docker=docker_facts(bare))))["docker"]
+    check = by_hop(diagnose(facts(listeners=(), docker=docker_facts(bare))))["docker"]
     assert check.status is Status.FAIL
     assert "none publishes port 12345" in check.summary
 
 
 def test_docker_nftables_backend_has_no_docker_user() -> None:
     nft = dataclasses.replace(docker_facts(container()), firewall_backend="nftables")
-    check = by_hop(doctor.diagnose(facts(listeners=(PROXY,), docker=nft)))["docker"]
+    check = by_hop(diagnose(facts(listeners=(PROXY,), docker=nft)))["docker"]
     assert check.status is Status.WARN
     assert "DOCKER-USER" in check.summary
 
 
 def docker_firewall(**changes: object) -> Check:
     state = facts(listeners=(PROXY,), docker=docker_facts(container()), firewall=ufw(**changes))
-    return by_hop(doctor.diagnose(state))["firewall"]
+    return by_hop(diagnose(state))["firewall"]
 
 
 def test_firewall_with_the_block_and_the_route_rules() -> None:
@@ -413,7 +418,7 @@ def test_firewall_route_rules_use_the_container_port() -> None:
     moved = container(ports=(PublishedPort("0.0.0.0", 2000, 12345),))
     proxy = dataclasses.replace(PROXY, port=2000)
     state = facts(port=2000, listeners=(proxy,), docker=docker_facts(moved), firewall=ufw())
-    assert by_hop(doctor.diagnose(state))["firewall"].status is Status.OK
+    assert by_hop(diagnose(state))["firewall"].status is Status.OK
 
 
 def test_firewall_active_without_the_block_leaves_the_container_open() -> None:
@@ -457,29 +462,29 @@ def test_firewall_inactive() -> None:
 def test_firewall_for_a_plain_server_in_bridged_mode() -> None:
     rules = (UfwRule("allow", False, "tcp", "12345", "10.0.108.20"),)
     state = facts(network=BRIDGED_VM, firewall=ufw(rules=rules, block_in_after_rules=False))
-    assert by_hop(doctor.diagnose(state))["firewall"].status is Status.OK
+    assert by_hop(diagnose(state))["firewall"].status is Status.OK
     rules = (UfwRule("allow", False, "tcp", "12345", "192.168.1.0/24"),)
     state = facts(network=BRIDGED_VM, firewall=ufw(rules=rules))
-    check = by_hop(doctor.diagnose(state))["firewall"]
+    check = by_hop(diagnose(state))["firewall"]
     assert check.status is Status.FAIL
     assert "10.0.108.0/24" in check.summary
 
 
 def test_firewall_blocks_a_plain_server() -> None:
     state = facts(firewall=ufw(rules=(UfwRule("allow", False, "tcp", "22", "0.0.0.0/0"),)))
-    check = by_hop(doctor.diagnose(state))["firewall"]
+    check = by_hop(diagnose(state))["firewall"]
     assert check.status is Status.FAIL
     assert "'ufw allow'" in check.summary
 
 
 def test_firewall_not_readable_without_root() -> None:
     state = facts(firewall=FirewallFacts(True, readable=False, error="run the doctor with sudo"))
-    assert by_hop(doctor.diagnose(state))["firewall"].status is Status.WARN
+    assert by_hop(diagnose(state))["firewall"].status is Status.WARN
 
 
 def trip(outcome: Outcome, host: str = "10.0.108.90", local: bool = False) -> Check:
     result = RoundTrip(Target(host, PORT), outcome, "detail", 0.01, local)
-    return doctor.check_round_trip(facts(), result)
+    return check_round_trip(facts(), result)
 
 
 def test_round_trip_verdicts() -> None:
@@ -500,10 +505,10 @@ def test_round_trip_verdicts() -> None:
 
 def test_verdict_names_the_first_broken_hop() -> None:
     listener = Listener(LOCALHOST, PORT, 1, 42, "python3", CLASSCORD)
-    checks = doctor.diagnose(facts(listeners=(listener,)))
-    assert doctor.verdict(checks, False, PORT).startswith("Broken hop: listening address.")
-    healthy = doctor.diagnose(facts())
-    final = doctor.verdict(healthy, False, PORT)
+    checks = diagnose(facts(listeners=(listener,)))
+    assert verdict(checks, False, PORT).startswith("Broken hop: listening address.")
+    healthy = diagnose(facts())
+    final = verdict(healthy, False, PORT)
     assert "--target" in final
     assert "Test-NetConnection" in final
 
@@ -554,7 +559,7 @@ def test_round_trip_pong(tiny_server: Callable[..., Target]) -> None:
         assert json.loads(_read_line(conn)) == {"type": "ping"}
         conn.sendall(b'{"type": "pong"}\n')
 
-    assert doctor.round_trip(tiny_server(pong), 2.0).outcome is Outcome.PONG
+    assert round_trip(tiny_server(pong), 2.0).outcome is Outcome.PONG
 
 
 def test_round_trip_other_program(tiny_server: Callable[..., Target]) -> None:
@@ -562,7 +567,7 @@ def test_round_trip_other_program(tiny_server: Callable[..., Target]) -> None:
         _read_line(conn)
         conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
 
-    result = doctor.round_trip(tiny_server(http), 2.0)
+    result = round_trip(tiny_server(http), 2.0)
     assert result.outcome is Outcome.BAD_REPLY
     assert "HTTP" in result.detail
 
@@ -571,7 +576,7 @@ def test_round_trip_closed_without_reply(tiny_server: Callable[..., Target]) -> 
     def close(conn: socket.socket) -> None:
         _read_line(conn)
 
-    assert doctor.round_trip(tiny_server(close), 2.0).outcome is Outcome.CLOSED
+    assert round_trip(tiny_server(close), 2.0).outcome is Outcome.CLOSED
 
 
 def test_round_trip_silent(tiny_server: Callable[..., Target]) -> None:
@@ -581,7 +586,7 @@ def test_round_trip_silent(tiny_server: Callable[..., Target]) -> None:
         _read_line(conn)
         done.wait(5)
 
-    result = doctor.round_trip(tiny_server(silent), 0.3)
+    result = round_trip(tiny_server(silent), 0.3)
     done.set()
     assert result.outcome is Outcome.NO_REPLY
 
@@ -590,7 +595,7 @@ def test_round_trip_refused() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound, not listening: connections are refused
-        assert doctor.round_trip(Target("127.0.0.1", port), 2.0).outcome is Outcome.REFUSED
+        assert round_trip(Target("127.0.0.1", port), 2.0).outcome is Outcome.REFUSED
 
 
 # --- the command against the real server ----------------------------------------
@@ -606,7 +611,7 @@ def real_server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 
 def test_round_trip_to_the_real_server(real_server: ServerProcess) -> None:
-    result = doctor.round_trip(Target("127.0.0.1", real_server.port), 3.0, local=True)
+    result = round_trip(Target("127.0.0.1", real_server.port), 3.0, local=True)
     assert result.outcome is Outcome.PONG
 
 
@@ -649,6 +654,6 @@ def test_doctor_text_output_and_help() -> None:
     assert done.returncode == 0
     for flag in ("--target", "--port", "--lan", "--json", "--docker-host"):
         assert flag in done.stdout
-    lines = doctor.render_text(facts(), doctor.diagnose(facts()), "verdict").splitlines()
+    lines = render_text(facts(), diagnose(facts()), "verdict").splitlines()
     assert lines[0].startswith("ClassCord doctor: port 12345")
     assert any(line.startswith("[ OK ] server:") for line in lines)
