@@ -18,19 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from classcord import client
-from classcord.client import (
-    Command,
-    Pacer,
-    clean,
-    clock,
-    describe,
-    guest_name,
-    history_request,
-    open_session,
-    parse_input,
-    pretty,
-)
+from classcord.client.commands import Command, history_request, parse_input
+from classcord.client.connection import open_session
+from classcord.client.display import describe, pretty
+from classcord.client.escape import clean
+from classcord.client.guest import guest_name
+from classcord.client.pacing import Pacer
+from classcord.client.timestamps import clock
 from classcord.server import ClassCordServer
 
 from .clients import LineClient
@@ -479,7 +473,7 @@ async def test_legacy_server_without_hello_and_non_json_lines(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A student's server ignores hello and ping: the client must still work."""
-    monkeypatch.setattr(client, "HELLO_TIMEOUT", 0.2)
+    monkeypatch.setattr("classcord.client.chat.HELLO_TIMEOUT", 0.2)
 
     async def legacy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while line := await reader.readline():
