@@ -10,6 +10,7 @@ ASCII-escaped JSON, which every client family decodes correctly whatever its cha
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ CHANNELS_TYPES: Final = frozenset({"channels", "list_channels", "channel_list"})
 DEFAULT_CHANNEL: Final = "#general"
 MAX_CHANNEL_CHARS: Final = 32
 FEATURES: Final = ("system", "history_on_join", "typing")
+# A global message "/join #x" or "/leave #x" typed in an old client is that command.
+SLASH_COMMAND: Final = re.compile(r"^/(join|leave)\s+(\S+)\s*$")
 
 
 class ClassCordError(Exception):

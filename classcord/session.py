@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import re
 import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -20,6 +19,7 @@ from classcord.accounts import LoginOutcome, RegisterOutcome
 from classcord.protocol import (
     DEFAULT_CHANNEL,
     FEATURES,
+    SLASH_COMMAND,
     WIRE_TYPE,
     AbuseError,
     Chat,
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("classcord.session")
 
 Pending = Coroutine[Any, Any, None]
-SLASH_COMMAND: Final = re.compile(r"^/(join|leave)\s+(\S+)\s*$")
 
 
 class State(enum.Enum):

@@ -655,3 +655,9 @@ async def test_on_a_terminal_passwords_are_hidden_and_typing_survives_incoming_l
         await alice.close()
     assert code == 0
     assert b"hunter2" not in terminal.output  # never echoed
+
+
+def test_describe_survives_a_type_that_is_not_text() -> None:
+    for odd in ([1], {"a": 1}, None, 3):
+        (line,) = describe({"type": odd, "content": "x"})
+        assert line

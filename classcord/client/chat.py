@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -51,16 +50,12 @@ from classcord.client.texts import (
     WELCOME_LEGACY,
 )
 from classcord.client.timestamps import clock
-from classcord.protocol import DEFAULT_CHANNEL, STATUS_VALUES, name_key
+from classcord.protocol import DEFAULT_CHANNEL, SLASH_COMMAND, STATUS_VALUES, name_key
 from classcord.texts import GUEST_NAME, LOGIN_FAILED
 
 # Extensions this client displays; it never shows typing, so it does not ask for it.
 FEATURES: Final = ("system", "history_on_join")
 HELLO_TIMEOUT: Final = 3.0
-# The server reads a global message "/join #x" or "/leave #x" as that command. The
-# same pattern as classcord.session.SLASH_COMMAND, not imported from there: that
-# module brings the server's accounts and storage into the client.
-SERVER_SLASH: Final = re.compile(r"^/(join|leave)\s+(\S+)\s*$")
 
 
 @dataclass
@@ -215,7 +210,7 @@ class ChatClient:
         if not self._identified() or not self._fits(content):
             return
         channel = self.state.channel
-        slash = SERVER_SLASH.match(content)
+        slash = SLASH_COMMAND.match(content)
         if slash is not None and channel == DEFAULT_CHANNEL:
             # The server would take it as the command: do it properly.
             verb, target = slash.groups()

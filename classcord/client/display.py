@@ -123,6 +123,8 @@ def describe(
 ) -> list[str]:
     """What to show for one line from the server (empty: nothing to show)."""
     kind = obj.get("type")
+    if not isinstance(kind, str):
+        return [unknown_line(obj)]
     if kind == "message":
         return [_message_line(obj, me)]
     if kind == "system":
