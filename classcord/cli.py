@@ -27,6 +27,7 @@ from classcord.config import (
     field_types,
     flag_name,
     parse_value,
+    port_from_environment,
     settings_from,
 )
 
@@ -153,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "healthcheck":
-            return healthcheck(args.host, _port_from_env(args.port), args.timeout)
+            port = args.port if args.port is not None else port_from_environment()
+            return healthcheck(args.host, port, args.timeout)
         if args.command == "import-users":
             return import_users(args.pickle, _data_settings(args.data_dir))
         if args.command == "backup":
@@ -185,12 +187,6 @@ def _run_lazy(argv: list[str]) -> int:
     module.add_arguments(sub)
     result: int = module.run(sub.parse_args(argv[1:]))
     return result
-
-
-def _port_from_env(port: int | None) -> int:
-    if port is not None:
-        return port
-    return settings_from().port
 
 
 def _data_settings(data_dir: str | None) -> Settings:

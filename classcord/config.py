@@ -176,3 +176,12 @@ def settings_from(
         elif env_name(name) in environ:
             values[name] = parse_value(kind, environ[env_name(name)], env_name(name))
     return Settings(**values)
+
+
+def port_from_environment(environ: Mapping[str, str] | None = None) -> int:
+    """``CLASSCORD_PORT`` when it is a valid port, else the default: for the helper
+    commands (healthcheck, client, doctor), which must not fail on a server setting."""
+    raw = (os.environ if environ is None else environ).get(env_name("port"), "").strip()
+    if raw.isdigit() and 0 < int(raw) <= 65535:
+        return int(raw)
+    return Settings().port

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
 import sys
 from typing import Final
 
@@ -33,15 +32,11 @@ from classcord.client.console import (
     save_terminal_mode,
 )
 from classcord.client.exit_codes import EXIT_INTERRUPTED
+from classcord.config import Settings, port_from_environment
 
 DEFAULT_HOST: Final = "127.0.0.1"
-DEFAULT_PORT: Final = 12345
+DEFAULT_PORT: Final = Settings().port
 PORT_VARIABLE: Final = "CLASSCORD_PORT"
-
-
-def _default_port() -> int:
-    raw = os.environ.get(PORT_VARIABLE, "")
-    return int(raw) if raw.isdigit() else DEFAULT_PORT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    port = args.port if args.port is not None else _default_port()
+    port = args.port if args.port is not None else port_from_environment()
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="backslashreplace")
     saved = save_terminal_mode()

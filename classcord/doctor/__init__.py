@@ -28,6 +28,7 @@ import argparse
 import ipaddress
 import os
 
+from classcord.config import Settings, port_from_environment
 from classcord.doctor.check import Status
 from classcord.doctor.diagnosis import diagnose, verdict
 from classcord.doctor.docker import gather_docker
@@ -38,7 +39,7 @@ from classcord.doctor.network import detect_mode, gather_network
 from classcord.doctor.report import render_json, render_text
 from classcord.doctor.roundtrip import parse_target, round_trip
 
-DEFAULT_PORT = 12345
+DEFAULT_PORT = Settings().port
 DEFAULT_LAN = "10.0.108.0/24"
 DEFAULT_TIMEOUT = 3.0
 
@@ -74,11 +75,6 @@ def gather(args: argparse.Namespace) -> Facts:
     )
 
 
-def _port_default() -> int:
-    raw = os.environ.get("CLASSCORD_PORT", "")
-    return int(raw) if raw.isdigit() else DEFAULT_PORT
-
-
 def _network(text: str) -> ipaddress.IPv4Network:
     try:
         return ipaddress.IPv4Network(text, strict=False)
@@ -95,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--port",
         type=int,
-        default=_port_default(),
+        default=port_from_environment(),
         help=f"the port SLAM clients use [CLASSCORD_PORT or {DEFAULT_PORT}]",
     )
     parser.add_argument(
