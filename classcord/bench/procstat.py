@@ -14,6 +14,7 @@ MIB: Final = 1024 * 1024
 # /proc/PID/stat fields after the ")" that closes the command name (0-based there).
 _UTIME_FIELD: Final = 11
 _STIME_FIELD: Final = 12
+_THREADS_FIELD: Final = 17
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class ProcSample:
     rss_bytes: int
     cpu_seconds: float  # user + system since the process started
     threads: int
+    system_seconds: float = 0.0  # the kernel's share of cpu_seconds
 
 
 def sample(pid: int) -> ProcSample | None:
@@ -32,10 +34,11 @@ def sample(pid: int) -> ProcSample | None:
     except OSError:
         return None
     fields = stat[stat.rindex(")") + 2 :].split()
-    cpu = (int(fields[_UTIME_FIELD]) + int(fields[_STIME_FIELD])) / CLOCK_TICKS
-    threads = int(fields[17])
+    system = int(fields[_STIME_FIELD]) / CLOCK_TICKS
+    cpu = int(fields[_UTIME_FIELD]) / CLOCK_TICKS + system
+    threads = int(fields[_THREADS_FIELD])
     rss = int(statm.split()[1]) * PAGE_BYTES
-    return ProcSample(time.monotonic(), rss, cpu, threads)
+    return ProcSample(time.monotonic(), rss, cpu, threads, system)
 
 
 class ProcWatch:

@@ -107,6 +107,11 @@ def _step_rows(step: Json, prefix: str = "") -> list[Row]:
         (f"{prefix}errors / disconnected", f"{step['errors']} / {step['disconnected']}"),
         (f"{prefix}server RSS peak", fmt(step["server"].get("rss_mb_peak"), " MB")),
         (f"{prefix}server CPU", fmt(step["server"].get("cpu_percent"), " %")),
+        (
+            f"{prefix}server CPU-seconds total/kernel",
+            f"{fmt(step['server'].get('cpu_seconds'))}/"
+            f"{fmt(step['server'].get('system_cpu_seconds'))}",
+        ),
     ]
     rows += _loadgen_rows(step["loadgen"], prefix)
     return rows

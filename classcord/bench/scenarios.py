@@ -226,6 +226,9 @@ def server_usage(run: Run, start: ProcSample | None) -> Json:
     end = watch.last
     return {
         "cpu_seconds": round(end.cpu_seconds - start.cpu_seconds, 2) if start and end else None,
+        "system_cpu_seconds": round(end.system_seconds - start.system_seconds, 2)
+        if start and end
+        else None,
         "rss_mb_start": rss_mb(start),
         "rss_mb_end": rss_mb(watch.last),
         "rss_mb_peak": round(watch.peak_rss / MIB, 1) if watch.peak_rss else None,
