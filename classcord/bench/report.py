@@ -128,6 +128,10 @@ def _loadgen_rows(loadgen: Json, prefix: str = "") -> list[Row]:
     return rows
 
 
+def rate_label(rate: float) -> str:
+    return f"{rate:g}/s" if rate > 0 else "unpaced"
+
+
 def rows_for(result: Json) -> list[Row]:
     scenario = result["scenario"]
     data = result["result"]
@@ -135,7 +139,7 @@ def rows_for(result: Json) -> list[Row]:
     if scenario == "fanout":
         rows += _handshake_rows(data["handshake"])
         for step in data["steps"]:
-            rows += _step_rows(step, f"@{step['offered_rate']:g}/s ")
+            rows += _step_rows(step, f"@{rate_label(step['offered_rate'])} ")
     elif scenario == "idle":
         rows += _handshake_rows(data["handshake"])
         users = data["users_request"]
@@ -271,7 +275,7 @@ def checks(result: Json, baseline_saturation: float | None = None) -> list[Json]
         step = at_target[0] if at_target else (data["steps"][-1] if data["steps"] else None)
         if step is not None:
             p99 = step["latency_ms"]["p99_ms"]
-            check(f"all delivered @{step['offered_rate']:g}/s", step["all_delivered"],
+            check(f"all delivered @{rate_label(step['offered_rate'])}", step["all_delivered"],
                   step["all_delivered"])  # fmt: skip
             check("p99 <= 50 ms", p99, p99 is not None and p99 <= FANOUT_P99_MS)
             rate = step["deliveries_per_second"]
