@@ -13,6 +13,7 @@ import itertools
 import logging
 import resource
 import socket
+import struct
 import time
 from collections import Counter, deque
 from typing import Any
@@ -41,6 +42,7 @@ RATE_SAMPLES_KEPT = 61
 KEEPALIVE_IDLE_SECONDS = 60
 KEEPALIVE_INTERVAL_SECONDS = 15
 KEEPALIVE_PROBES = 4
+LINGER_RESET = struct.pack("ii", 1, 0)
 
 
 class WriteScheduler:
@@ -149,6 +151,13 @@ class Connection(asyncio.Protocol):
         self._close_reason = reason
         self._closed = True
         self._out.clear()
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            # Linger 0 makes the close a reset: without it the kernel keeps the socket
+            # in FIN-WAIT-1 with up to its whole send buffer (megabytes) for a client
+            # that reads nothing, and that client never learns it was cut off.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
         self.transport.abort()
 
     # asyncio.Protocol

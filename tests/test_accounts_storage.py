@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -95,3 +96,19 @@ def test_unwritable_data_folder_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(StorageError, match="cannot open database"):
         Storage(blocker / "data" / "c.db")
+
+
+async def test_hash_threads_run_at_a_lower_priority(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    harness = Harness(tmp_path)
+    try:
+        loop = asyncio.get_running_loop()
+        niceness = await loop.run_in_executor(
+            harness.accounts._hashers,
+            lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()),
+        )
+        assert niceness >= os.getpriority(os.PRIO_PROCESS, 0) + 1
+    finally:
+        await harness.close()

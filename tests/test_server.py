@@ -110,6 +110,12 @@ async def test_a_stalled_reader_is_cut_off_and_nobody_else_notices(
         assert not any(c.session.name == "lent" for c in server.connections)
         assert "user=lent closed: send queue full" in caplog.text
         assert "user=veilleur" not in caplog.text
+        # The cut-off is a reset, not a close that would leave megabytes in the
+        # kernel for a reader that never comes back.
+        stalled.settimeout(5)
+        with pytest.raises(ConnectionResetError):
+            while stalled.recv(1 << 20):
+                pass
         stalled.close()
         await sender.close()
         await watcher.close()
