@@ -49,7 +49,7 @@ install_system_packages() {
     done
     if [ "${#missing[@]}" -gt 0 ]; then
         run apt-get update -qq
-        run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+        run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
     fi
 }
 
