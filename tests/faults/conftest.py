@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,13 +45,6 @@ def rss_mb(server: ServerProcess) -> float:
     reading = sample(server.pid)
     assert reading is not None, "server process is gone"
     return reading.rss_bytes / MIB
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class RawClient:

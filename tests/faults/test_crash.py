@@ -10,8 +10,9 @@ from pathlib import Path
 
 from classcord.protocol import name_key
 from classcord.storage import Storage
+from tests.process import free_port
 
-from .conftest import RawClient, Spawn, free_port
+from .conftest import RawClient, Spawn
 
 FLUSH_MS = 200
 # Scheduling slack on a busy machine on top of the flush interval: a message seen

@@ -9,8 +9,9 @@ import socket
 import time
 
 from classcord import texts
+from tests.process import free_port
 
-from .conftest import RawClient, Spawn, free_port
+from .conftest import RawClient, Spawn
 
 SHUTDOWN_TIMEOUT_S = 2.0
 # Exit may take the deadline plus the final flush and interpreter exit.
