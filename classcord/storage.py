@@ -148,9 +148,6 @@ class Storage:
             )
         return cursor.rowcount > 0
 
-    def count_users(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM users").fetchone()[0])
-
     # history
 
     def add_messages(self, records: Iterable[MessageRecord]) -> None:
