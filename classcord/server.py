@@ -97,21 +97,25 @@ class Connection(asyncio.Protocol):
         return self._address
 
     def queued_bytes(self) -> int:
-        return self._out_bytes + self._backlog
+        return self._out_bytes + self._transport_backlog()
+
+    def _transport_backlog(self) -> int:
+        return self.transport.get_write_buffer_size() if self.transport is not None else 0
 
     def send(self, data: bytes) -> None:
         if self._closed:
             return
         self._out.append(data)
         self._out_bytes += len(data)
-        # Only a client the kernel already refused bytes to is behind: a burst queued
-        # within one loop pass for a client that keeps up is not a stalled reader.
-        if (
-            self._backlog
-            and self._out_bytes + self._backlog > self.server.settings.send_queue_bytes
-        ):
-            self.abort(f"send queue full ({self._out_bytes + self._backlog} bytes unsent)")
-            return
+        limit = self.server.settings.send_queue_bytes
+        if self._backlog and self._out_bytes + self._backlog > limit:
+            # The backlog seen at the last flush may have drained since: only a client
+            # the kernel still refuses bytes to is behind. A burst queued within one
+            # loop pass for a client that keeps up is not a stalled reader.
+            self._backlog = self._transport_backlog()
+            if self._backlog and self._out_bytes + self._backlog > limit:
+                self.abort(f"send queue full ({self._out_bytes + self._backlog} bytes unsent)")
+                return
         if not self._dirty:
             self._dirty = True
             self.server.writer.mark(self)
@@ -124,7 +128,7 @@ class Connection(asyncio.Protocol):
         self._out.clear()
         self._out_bytes = 0
         self.transport.write(data)
-        self._backlog = self.transport.get_write_buffer_size()
+        self._backlog = self._transport_backlog()
         if self._backlog > self.server.settings.send_queue_bytes:
             self.abort(f"send queue full ({self._backlog} bytes unsent)")
 

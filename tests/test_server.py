@@ -21,12 +21,17 @@ class RecordingTransport(asyncio.Transport):
     def __init__(self) -> None:
         super().__init__()
         self.writes: list[bytes] = []
+        self.buffered = 0  # what the kernel has not taken yet
+        self.aborted = False
 
     def write(self, data: Any) -> None:
         self.writes.append(bytes(data))
 
     def get_write_buffer_size(self) -> int:
-        return 0
+        return self.buffered
+
+    def abort(self) -> None:
+        self.aborted = True
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return ("192.0.2.1", 5555) if name == "peername" else default
@@ -46,6 +51,26 @@ async def test_many_messages_to_one_client_in_one_pass_are_one_write(
     assert transport.writes == []  # queued until the loop pass ends
     await asyncio.sleep(0)
     assert transport.writes == [b"line 0\nline 1\nline 2\n"]
+    connection.connection_lost(None)
+
+
+async def test_a_client_that_caught_up_is_not_cut_off_for_its_old_backlog(
+    server: ClassCordServer,
+) -> None:
+    limit = server.settings.send_queue_bytes
+    connection = Connection(server, 998)
+    transport = RecordingTransport()
+    connection.connection_made(transport)
+    transport.buffered = limit * 9 // 10  # behind after this flush...
+    connection.send(b"x\n")
+    await asyncio.sleep(0)
+    transport.buffered = 0  # ...then the kernel drained it all
+    connection.send(b"y" * (limit // 5))  # a burst that fits once caught up
+    assert not transport.aborted
+    transport.buffered = limit + 1  # really behind now: cut off at this pass's flush
+    connection.send(b"z" * (limit // 5))
+    await asyncio.sleep(0)
+    assert transport.aborted
     connection.connection_lost(None)
 
 
