@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import enum
 import hashlib
 import hmac
 import io
@@ -25,12 +26,12 @@ from pathlib import Path
 from typing import Final
 
 from classcord.config import Settings
+from classcord.errors import LegacyImportError
 from classcord.protocol import is_valid_name, loggable, name_key
 from classcord.storage import Storage, StorageWorker
 
 log = logging.getLogger("classcord.accounts")
 
-SCRYPT_MAXMEM: Final = 128 * 1024 * 1024
 SALT_BYTES: Final = 16
 KEY_BYTES: Final = 32
 
@@ -40,6 +41,16 @@ class ScryptParams:
     n: int
     r: int
     p: int
+    maxmem: int = Settings.scrypt_maxmem_bytes
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ScryptParams:
+        return cls(
+            settings.scrypt_n, settings.scrypt_r, settings.scrypt_p, settings.scrypt_maxmem_bytes
+        )
+
+    def same_cost(self, other: ScryptParams | None) -> bool:
+        return other is not None and (other.n, other.r, other.p) == (self.n, self.r, self.p)
 
 
 def hash_password(password: str, params: ScryptParams, salt: bytes | None = None) -> str:
@@ -51,14 +62,14 @@ def hash_password(password: str, params: ScryptParams, salt: bytes | None = None
         n=params.n,
         r=params.r,
         p=params.p,
-        maxmem=SCRYPT_MAXMEM,
+        maxmem=params.maxmem,
         dklen=KEY_BYTES,
     )
     encoded = [base64.b64encode(part).decode("ascii") for part in (salt, key)]
     return f"scrypt${params.n}${params.r}${params.p}${encoded[0]}${encoded[1]}"
 
 
-def verify_password(password: str, stored: str) -> bool:
+def verify_password(password: str, stored: str, maxmem: int = Settings.scrypt_maxmem_bytes) -> bool:
     try:
         scheme, n, r, p, salt_b64, key_b64 = stored.split("$")
         if scheme != "scrypt":
@@ -70,7 +81,7 @@ def verify_password(password: str, stored: str) -> bool:
             n=int(n),
             r=int(r),
             p=int(p),
-            maxmem=SCRYPT_MAXMEM,
+            maxmem=maxmem,
             dklen=len(key),
         )
     except (ValueError, TypeError):
@@ -140,31 +151,32 @@ class LoginThrottle:
             del self._accounts[key]
 
 
-HASH_THREAD_NICENESS: Final = 10
 MAX_NICENESS: Final = 19
 
 
-def _lower_thread_priority() -> None:
+def _lower_thread_priority(niceness: int) -> None:
     """Hashing yields the CPU to the event loop when the machine is busy (a shared
     classroom VM): a login storm then slows logins down, not the chat. Linux applies
     niceness per thread; lowering one's own priority needs no privilege."""
     with contextlib.suppress(OSError, AttributeError):
         thread = threading.get_native_id()
         current = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, min(MAX_NICENESS, current + HASH_THREAD_NICENESS))
+        os.setpriority(os.PRIO_PROCESS, thread, min(MAX_NICENESS, current + niceness))
 
 
-class RegisterOutcome:
-    OK: Final = "ok"
-    EXISTS: Final = "exists"
+class RegisterOutcome(enum.Enum):
+    OK = "ok"
+    EXISTS = "exists"
 
 
-class LoginOutcome:
-    OK: Final = "ok"
-    BAD_PASSWORD: Final = "bad-password"  # noqa: S105
-    UNKNOWN_USER: Final = "unknown-user"
-    LOCKED: Final = "locked"
-    BANNED: Final = "banned"
+class LoginOutcome(enum.Enum):
+    """The value is the ``reason=`` of the auth-failure log line (fail2ban reads it)."""
+
+    OK = "ok"
+    BAD_PASSWORD = "bad-password"  # noqa: S105
+    UNKNOWN_USER = "unknown-user"
+    LOCKED = "locked"
+    BANNED = "banned"
 
 
 class Accounts:
@@ -176,12 +188,13 @@ class Accounts:
         storage: StorageWorker,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._params = ScryptParams(settings.scrypt_n, settings.scrypt_r, settings.scrypt_p)
+        self._params = ScryptParams.from_settings(settings)
         self._storage = storage
         self._hashers = ThreadPoolExecutor(
             max_workers=settings.hash_workers,
             thread_name_prefix="classcord-hash",
             initializer=_lower_thread_priority,
+            initargs=(settings.hash_thread_niceness,),
         )
         self.throttle = LoginThrottle(
             settings.login_max_failures,
@@ -227,7 +240,7 @@ class Accounts:
     def release(self, name: str) -> None:
         self._pending.discard(name_key(name))
 
-    async def complete_registration(self, name: str, password: str) -> str:
+    async def complete_registration(self, name: str, password: str) -> RegisterOutcome:
         """Hash and commit a claimed name; the caller releases the claim."""
         stored = await self._hash(hash_password, password, self._params)
         assert isinstance(stored, str)
@@ -238,7 +251,7 @@ class Accounts:
         self._registered.add(key)
         return RegisterOutcome.OK
 
-    async def register(self, name: str, password: str) -> str:
+    async def register(self, name: str, password: str) -> RegisterOutcome:
         if not self.claim(name):
             return RegisterOutcome.EXISTS
         try:
@@ -246,13 +259,13 @@ class Accounts:
         finally:
             self.release(name)
 
-    async def authenticate(self, name: str, password: str) -> str:
+    async def authenticate(self, name: str, password: str) -> LoginOutcome:
         key = name_key(name)
         if self.throttle.is_locked(key):
             return LoginOutcome.LOCKED
         record = await self._storage.call(self._storage.storage.get_user, name)
         stored = self._decoy_hash if record is None else record.password_hash
-        ok = await self._hash(verify_password, password, stored)
+        ok = await self._hash(verify_password, password, stored, self._params.maxmem)
         if record is None:
             return self._failed(key, LoginOutcome.UNKNOWN_USER)
         if not ok:
@@ -260,11 +273,11 @@ class Accounts:
         if record.banned:
             return LoginOutcome.BANNED
         self.throttle.success(key)
-        if hash_params(record.password_hash) != self._params:
+        if not self._params.same_cost(hash_params(record.password_hash)):
             await self._rehash(record.name, password)
         return LoginOutcome.OK
 
-    def _failed(self, key: str, outcome: str) -> str:
+    def _failed(self, key: str, outcome: LoginOutcome) -> LoginOutcome:
         if self.throttle.failure(key):
             log.warning(
                 "login lockout: user=%s locked for %.0f s after %d failed logins",
@@ -289,10 +302,6 @@ class Accounts:
 
 
 # --- import of the reference server's users.pkl ----------------------------------
-
-
-class LegacyImportError(Exception):
-    """The pickle is not a plain dict of strings; nothing was imported."""
 
 
 class _DataOnlyUnpickler(pickle.Unpickler):
@@ -328,7 +337,7 @@ class ImportReport:
 def import_legacy_users(path: Path, settings: Settings) -> ImportReport:
     """Hash every plain-text password of ``users.pkl`` into the database."""
     users = load_legacy_users(path.read_bytes())
-    params = ScryptParams(settings.scrypt_n, settings.scrypt_r, settings.scrypt_p)
+    params = ScryptParams.from_settings(settings)
     storage = Storage(settings.database_path)
     imported: list[str] = []
     existing: list[str] = []

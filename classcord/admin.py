@@ -3,36 +3,30 @@
 The socket is created owner-only (0600), so only the account running the server
 (or root) can use it: inside the container that is the app user, reached with
 ``docker compose exec classcord python -m classcord admin who``.
-One JSON request line per connection, one JSON reply line.
+One JSON request line per connection, one JSON reply line. This is the server side;
+the ``classcord admin`` command is ``admin_client.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
 import logging
 import os
 import socket
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from classcord.config import settings_from
+from classcord.errors import AdminError
 
 if TYPE_CHECKING:
     from classcord.server import ClassCordServer
 
 log = logging.getLogger("classcord.admin")
 
-MAX_REQUEST_BYTES = 65_536
 COMMANDS = ("who", "say", "kick", "ban", "unban", "stats", "channels", "shutdown")
-
-
-class AdminError(Exception):
-    """A wrong admin request: reported to the admin, the server goes on."""
 
 
 class AdminService:
@@ -71,7 +65,9 @@ class AdminService:
         raise AdminError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
 
     def who(self) -> list[dict[str, Any]]:
-        sessions = sorted(self.server.hub.sessions, key=lambda s: s.peer.conn_id)
+        sessions = sorted(
+            (c.session for c in self.server.connections), key=lambda s: s.peer.conn_id
+        )
         rows = []
         for session in sessions:
             entry = self.server.hub.online(session.name) if session.identified else None
@@ -111,7 +107,20 @@ class AdminService:
         return {"user": name, "banned": banned, "closed": closed}
 
 
-async def start_admin_socket(server: ClassCordServer, path: Path) -> asyncio.AbstractServer | None:
+class AdminListener:
+    """The listening admin socket; closing it also removes its file."""
+
+    def __init__(self, unix_server: asyncio.AbstractServer, path: Path) -> None:
+        self._unix_server = unix_server
+        self.path = path
+
+    def close(self) -> None:
+        self._unix_server.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+async def start_admin_socket(server: ClassCordServer, path: Path) -> AdminListener | None:
     """Listen on ``path`` (0600); None, with a warning, where that is impossible."""
     service = AdminService(server)
 
@@ -138,14 +147,16 @@ async def start_admin_socket(server: ClassCordServer, path: Path) -> asyncio.Abs
         return None
     old_umask = os.umask(0o177)
     try:
-        unix_server = await asyncio.start_unix_server(handle, path, limit=MAX_REQUEST_BYTES)
+        unix_server = await asyncio.start_unix_server(
+            handle, path, limit=server.settings.admin_max_request_bytes
+        )
     except OSError as exc:
         log.warning("admin socket %s unavailable (%s): admin disabled", path, exc)
         return None
     finally:
         os.umask(old_umask)
     os.chmod(path, 0o600)
-    return unix_server
+    return AdminListener(unix_server, path)
 
 
 def _claim_socket_path(path: Path) -> bool:
@@ -158,72 +169,3 @@ def _claim_socket_path(path: Path) -> bool:
                 path.unlink()
             return True
     return False
-
-
-# --- the `classcord admin` command ---------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("command", choices=COMMANDS, help="what to do")
-    parser.add_argument(
-        "args", nargs="*", help="USER [REASON] for kick, USER for ban, TEXT for say"
-    )
-    parser.add_argument("--data-dir", default=None, help="data folder [CLASSCORD_DATA_DIR or data]")
-    parser.add_argument(
-        "--socket", type=Path, default=None, help="admin socket [DATA_DIR/admin.sock]"
-    )
-    parser.add_argument("--json", action="store_true", help="print the raw JSON reply")
-
-
-def request(path: Path, command: str, args: list[str], timeout: float = 10.0) -> dict[str, Any]:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(str(path))
-        sock.sendall(json.dumps({"command": command, "args": args}).encode() + b"\n")
-        with sock.makefile("rb") as reader:
-            reply = json.loads(reader.readline())
-    if not isinstance(reply, dict):
-        raise ValueError("unexpected reply from the admin socket")
-    return reply
-
-
-def run(args: argparse.Namespace) -> int:
-    path = args.socket or settings_from({"data_dir": args.data_dir}).admin_socket_path
-    try:
-        reply = request(path, args.command, args.args)
-    except (OSError, ValueError) as exc:
-        print(
-            f"classcord admin: cannot reach the server at {path}: {exc}\n"
-            "Is it running, with the same data folder, and are you the user running it?",
-            file=sys.stderr,
-        )
-        return 1
-    if args.json:
-        print(json.dumps(reply, indent=2, ensure_ascii=False))
-    elif not reply.get("ok"):
-        print(f"classcord admin: {reply.get('error')}", file=sys.stderr)
-    else:
-        print(_human(args.command, reply["result"]))
-    return 0 if reply.get("ok") else 1
-
-
-def _human(command: str, result: Any) -> str:
-    if command == "who":
-        if not result:
-            return "nobody is connected"
-        lines = [f"{'conn':>5}  {'name':<20} {'kind':<9} {'state':<9} {'address':<15} since"]
-        for row in result:
-            lines.append(
-                f"{row['conn']:>5}  {row['name'] or '-':<20} {row['kind']:<9} "
-                f"{row['state'] or '-':<9} {row['address']:<15} {row['since']}  "
-                f"{' '.join(row['channels'])}"
-            )
-        return "\n".join(lines)
-    if command == "channels":
-        return "\n".join(
-            f"{row['channel']:<20} {len(row['members']):>4}  {', '.join(row['members'])}"
-            for row in result
-        )
-    if isinstance(result, dict):
-        return "\n".join(f"{key}: {value}" for key, value in result.items())
-    return str(result)

@@ -15,14 +15,11 @@ from pathlib import Path
 from types import FrameType
 
 from classcord.config import Settings
-from classcord.storage import Storage, StorageError
+from classcord.errors import Interrupted, StorageError
+from classcord.storage import Storage
 
 BACKUP_PREFIX = "classcord-"
 BACKUP_SUFFIX = ".db"
-
-
-class Interrupted(Exception):
-    """SIGTERM arrived: stop, leave no partial file, exit non-zero."""
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -17,12 +17,11 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from classcord import __version__
 from classcord.config import (
     Settings,
-    SettingsError,
     env_name,
     field_types,
     flag_name,
@@ -30,6 +29,10 @@ from classcord.config import (
     port_from_environment,
     settings_from,
 )
+from classcord.errors import SettingsError
+
+if TYPE_CHECKING:
+    from classcord.server import ClassCordServer
 
 log = logging.getLogger("classcord")
 
@@ -42,7 +45,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("classcord.doctor", "check every network hop from this machine to the server"),
     "bench": ("classcord.bench.cli", "load-test a server and compare it with a baseline"),
     "client": ("classcord.client", "an interactive terminal chat client"),
-    "admin": ("classcord.admin", "control the running server through its admin socket"),
+    "admin": ("classcord.admin_client", "control the running server through its admin socket"),
 }
 
 
@@ -193,14 +196,35 @@ def _data_settings(data_dir: str | None) -> Settings:
     return settings_from({"data_dir": data_dir})
 
 
+async def start_server(settings: Settings) -> ClassCordServer:
+    """The composition root: storage, accounts, history, hub, server, admin socket.
+
+    ``serve`` and the in-process tests both start the server through here."""
+    from classcord.accounts import Accounts
+    from classcord.admin import start_admin_socket
+    from classcord.history import History
+    from classcord.hub import Hub
+    from classcord.server import ClassCordServer
+    from classcord.storage import Storage, StorageWorker
+
+    storage = StorageWorker(Storage(settings.database_path))
+    accounts = Accounts(settings, storage)
+    history = History(storage)
+    hub = Hub(settings, accounts, history)
+    server = ClassCordServer(settings, storage, accounts, history, hub)
+    await server.start()
+    admin = await start_admin_socket(server, settings.admin_socket_path)
+    if admin is not None:
+        server.close_at_shutdown(admin)
+    return server
+
+
 def serve(settings: Settings) -> int:
     _configure_logging(settings)
-    from classcord.server import ClassCordServer
-    from classcord.storage import StorageError
+    from classcord.errors import StorageError
 
     async def run() -> None:
-        server = ClassCordServer(settings)
-        await server.start()
+        server = await start_server(settings)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, server.request_shutdown, signal.Signals(signum).name)
@@ -231,8 +255,8 @@ def healthcheck(host: str, port: int, timeout: float) -> int:
 
 
 def import_users(path: Path, settings: Settings) -> int:
-    from classcord.accounts import LegacyImportError, import_legacy_users
-    from classcord.storage import StorageError
+    from classcord.accounts import import_legacy_users
+    from classcord.errors import LegacyImportError, StorageError
 
     try:
         report = import_legacy_users(path, settings)

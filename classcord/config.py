@@ -12,17 +12,18 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from classcord.errors import SettingsError
 
 ENV_PREFIX = "CLASSCORD_"
 
+T = TypeVar("T", str, int, float, bool)
 
-def _setting(default: Any, help_text: str, minimum: float | None = None) -> Any:
+
+def _setting(default: T, help_text: str, minimum: float | None = None) -> T:
+    """A field with its help text; mypy checks the default against the annotation."""
     return field(default=default, metadata={"help": help_text, "minimum": minimum})
-
-
-class SettingsError(ValueError):
-    """An invalid setting: reported in one line, exit code 2."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,14 @@ class Settings:
     )
     channel_allowlist: str = _setting(
         "", "comma-separated channels users may join (empty: any valid name creates one)"
+    )
+    max_channel_chars: int = _setting(32, "longest channel name in characters, without #", 1)
+    history_default_limit: int = _setting(
+        50, "messages a history request returns when it names no limit", 1
+    )
+    history_max_limit: int = _setting(200, "most messages one history request returns", 1)
+    prune_interval_seconds: float = _setting(
+        3600.0, "seconds between two retention passes over the history", 1
     )
     # Logging
     log_level: str = _setting("info", "debug, info, warning or error (debug logs every message)")
@@ -73,6 +82,11 @@ class Settings:
         1_000, "connections from one address (high: behind NAT a whole class shares one)", 1
     )
     tcp_keepalive: bool = _setting(True, "enable TCP keepalive probes on client sockets")
+    keepalive_idle_seconds: int = _setting(
+        60, "idle seconds before the first keepalive probe (a PC switched off mid-lesson)", 1
+    )
+    keepalive_interval_seconds: int = _setting(15, "seconds between keepalive probes", 1)
+    keepalive_probes: int = _setting(4, "unanswered probes before a dead peer is dropped", 1)
     # Accounts
     login_max_failures: int = _setting(
         5, "failed logins on one account before it is locked for a while", 1
@@ -84,7 +98,17 @@ class Settings:
     scrypt_n: int = _setting(16_384, "scrypt CPU/memory cost for new password hashes", 2)
     scrypt_r: int = _setting(8, "scrypt block size", 1)
     scrypt_p: int = _setting(1, "scrypt parallelism", 1)
+    scrypt_maxmem_bytes: int = _setting(
+        128 * 1024 * 1024, "memory one scrypt hash may use (must fit n and r)", 1024 * 1024
+    )
     hash_workers: int = _setting(1, "threads that hash passwords, off the event loop", 1)
+    hash_thread_niceness: int = _setting(
+        10, "niceness added to hash threads, so logins yield the CPU to the chat", 0
+    )
+    # Admin socket
+    admin_max_request_bytes: int = _setting(
+        65_536, "longest request line on the admin socket in bytes", 256
+    )
     # Lifecycle
     shutdown_timeout: float = _setting(
         5.0, "seconds to flush and close clients on shutdown before cutting them", 0
@@ -107,10 +131,17 @@ class Settings:
         from classcord.protocol import normalize_channel
 
         for name in self.channel_allowlist.split(","):
-            if name.strip() and normalize_channel(name) is None:
+            if name.strip() and normalize_channel(name, self.max_channel_chars) is None:
                 raise SettingsError(f"channel_allowlist: invalid channel name {name.strip()!r}")
         if self.abuse_line_bytes < self.max_line_bytes:
             raise SettingsError("abuse_line_bytes must be at least max_line_bytes")
+        if self.history_default_limit > self.history_max_limit:
+            raise SettingsError("history_default_limit must be at most history_max_limit")
+        if 128 * self.scrypt_n * self.scrypt_r > self.scrypt_maxmem_bytes:
+            raise SettingsError(
+                "scrypt_maxmem_bytes is too small for scrypt_n and scrypt_r"
+                f" (needs more than {128 * self.scrypt_n * self.scrypt_r} bytes)"
+            )
 
     @property
     def data_path(self) -> Path:
@@ -124,7 +155,11 @@ class Settings:
     def allowed_channels(self) -> frozenset[str]:
         from classcord.protocol import normalize_channel
 
-        names = (normalize_channel(n) for n in self.channel_allowlist.split(",") if n.strip())
+        names = (
+            normalize_channel(n, self.max_channel_chars)
+            for n in self.channel_allowlist.split(",")
+            if n.strip()
+        )
         return frozenset(n for n in names if n is not None)
 
     @property
@@ -178,6 +213,18 @@ def settings_from(
     return Settings(**values)
 
 
+def settings_table() -> str:
+    """README's settings table, generated so that it cannot drift from the code
+    (``python3 -m classcord.config`` prints it; a test compares)."""
+    defaults = Settings()
+    rows = ["| flag | variable | default | meaning |", "|---|---|---|---|"]
+    for f in dataclasses.fields(Settings):
+        default = getattr(defaults, f.name)
+        flag, variable, meaning = flag_name(f.name), env_name(f.name), f.metadata["help"]
+        rows.append(f"| `{flag}` | `{variable}` | `{default!r}` | {meaning} |")
+    return "\n".join(rows)
+
+
 def port_from_environment(environ: Mapping[str, str] | None = None) -> int:
     """``CLASSCORD_PORT`` when it is a valid port, else the default: for the helper
     commands (healthcheck, client, doctor), which must not fail on a server setting."""
@@ -185,3 +232,7 @@ def port_from_environment(environ: Mapping[str, str] | None = None) -> int:
     if raw.isdigit() and 0 < int(raw) <= 65535:
         return int(raw)
     return Settings().port
+
+
+if __name__ == "__main__":
+    print(settings_table())

@@ -1,7 +1,24 @@
 """Who is online, their names and states, channels, routing, and fan-out.
 
+Theory of operation
+-------------------
+The hub is the one place that knows about more than one connection. It owns:
+
+- the online names (``OnlineName``): an account on one or more connections, or a
+  guest, with its presence state;
+- the channels and their members;
+- routing: a channel message goes to the channel's members, a private one to every
+  connection of the recipient, presence to everybody online;
+- the history of what was said (through ``History``).
+
+It knows its members only through the small ``Member`` interface below, never as
+sessions: a session decides *when* it becomes a guest or a user (``session.py`` holds
+the whole state machine) and then asks the hub to ``enter`` it under a name or to
+let it ``leave``. The hub never changes a member's state; when it must get rid of
+one (a kick, a guest holding a name an account now needs) it calls ``evict``.
+
 Fan-out encodes a message once and hands the same bytes to every recipient's
-session; the I/O layer queues them and writes each recipient once per event-loop
+``deliver``; the I/O layer queues them and writes each recipient once per event-loop
 pass, so a broadcast never waits on any one client.
 """
 
@@ -11,39 +28,59 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from classcord import __version__, texts
-from classcord.accounts import Accounts
+from classcord import texts
 from classcord.config import Settings
+from classcord.errors import ClientError
+from classcord.history import History, PendingHistory
 from classcord.protocol import (
     DEFAULT_CHANNEL,
-    FEATURES,
-    ClientError,
-    History,
     Typing,
     chat_reply,
     encode,
+    is_reserved_name,
     is_valid_name,
     name_key,
     normalize_channel,
+    notice_for,
     notice_reply,
+    now_timestamp,
     status_reply,
 )
-from classcord.session import Pending, Session, State
-from classcord.storage import MessageRecord, StorageWorker, private_conversation
+from classcord.storage import MessageRecord, private_conversation
 
 log = logging.getLogger("classcord.hub")
 
-HISTORY_DEFAULT_LIMIT = 50
-HISTORY_MAX_LIMIT = 200
+
+class Member(Protocol):
+    """What the hub needs from a connection that is online under a name."""
+
+    @property
+    def name(self) -> str: ...
+
+    # The hub's own bookkeeping, kept on the member so routing checks cost nothing.
+    channels: set[str]
+
+    @property
+    def features(self) -> frozenset[str]: ...
+
+    def deliver(self, data: bytes) -> None:
+        """A push from someone else (may be held until a pending reply is sent)."""
+
+    def reply(self, payload: dict[str, Any]) -> None:
+        """An answer to the member's own request."""
+
+    def evict(self, reason: str) -> None:
+        """Leave the hub and close the connection (after flushing what is queued)."""
 
 
-def now_timestamp() -> str:
-    # Always with microseconds: isoformat() drops them when they are zero, and one
-    # client splits the timestamp on "T" and expects a stable shape.
-    return datetime.now().isoformat(timespec="microseconds")
+class Directory(Protocol):
+    """The accounts, as far as names are concerned."""
+
+    def is_registered(self, name: str) -> bool: ...
+
+    def is_claimed(self, name: str) -> bool: ...
 
 
 @dataclass
@@ -53,7 +90,7 @@ class OnlineName:
     name: str
     guest: bool
     state: str = "online"
-    sessions: list[Session] = field(default_factory=list)
+    members: list[Member] = field(default_factory=list)
 
     @property
     def visible(self) -> bool:
@@ -71,44 +108,32 @@ class Hub:
     def __init__(
         self,
         settings: Settings,
-        accounts: Accounts,
-        storage: StorageWorker | None = None,
+        directory: Directory,
+        history: History,
         timestamp: Callable[[], str] = now_timestamp,
     ) -> None:
         self.settings = settings
-        self.accounts = accounts
-        self.storage = storage
-        self.sessions: set[Session] = set()
+        self.directory = directory
+        self.history = history
         self.counters = Counters()
         self.started_at = time.time()
         self._timestamp = timestamp
         self._names: dict[str, OnlineName] = {}
-        self._channels: dict[str, set[Session]] = {DEFAULT_CHANNEL: set()}
-        self._pending_history: list[MessageRecord] = []
+        self._channels: dict[str, set[Member]] = {DEFAULT_CHANNEL: set()}
 
-    # --- membership ---------------------------------------------------------------
-
-    def connect(self, session: Session) -> None:
-        self.sessions.add(session)
-
-    def disconnect(self, session: Session) -> None:
-        self.sessions.discard(session)
-        session.release_claim()
-        if session.identified:
-            self._drop_identity(session)
-        session.state = State.CLOSING
-
-    def is_reserved(self, name: str) -> bool:
-        return name_key(name) == name_key(texts.SERVER_NAME)
+    # --- names ----------------------------------------------------------------------
 
     def is_online(self, name: str) -> bool:
         return name_key(name) in self._names
 
-    def _name_taken(self, name: str) -> bool:
-        return self.is_reserved(name) or self.is_online(name) or self.accounts.is_claimed(name)
-
     def online(self, name: str) -> OnlineName | None:
         return self._names.get(name_key(name))
+
+    def online_count(self) -> int:
+        return len(self._names)
+
+    def _name_taken(self, name: str) -> bool:
+        return is_reserved_name(name) or self.is_online(name) or self.directory.is_claimed(name)
 
     def guest_name(self, requested: str | None) -> str:
         """The requested name if free, else the first free ``name_2``, ``name_3``...:
@@ -124,51 +149,39 @@ class Hub:
             suffix += 1
         return candidate
 
-    def make_guest(self, session: Session, requested: str | None) -> None:
-        name = self.guest_name(requested)
-        session.state = State.GUEST
-        self._take_name(session, name)
-        log.info("guest: name=%s addr=%s conn=%d", name, session.peer.address, session.peer.conn_id)
+    def enter(self, member: Member, name: str, guest: bool) -> str:
+        """Put ``member`` online under ``name``; returns the name as shown to others.
 
-    def log_in(self, session: Session, name: str) -> None:
-        """Called once the login reply is queued: only now does the session join the
-        broadcast set (clients read that reply synchronously)."""
-        if session.identified:
-            self._drop_identity(session)
-        session.state = State.USER
-        self._take_name(session, name)
-
-    def _take_name(self, session: Session, name: str) -> None:
-        guest = session.state is State.GUEST
+        Called by a session that has just become a guest or a user: for a user, once
+        its login reply is queued, so the reply stays the first line it reads."""
         entry = self._names.get(name_key(name))
         if entry is not None and (entry.guest or guest):
             # Guest names avoid every claimed name, so this is a bug elsewhere; an
             # account must still never share its entry (and private messages) with
             # a guest: the account wins.
             log.error("name conflict on %r: closing the guest connections", name)
-            for other in list(entry.sessions):
-                other.peer.close("guest name conflict")
-                self._drop_identity(other)
-                other.state = State.CLOSING
-            entry = None
+            for other in list(entry.members):
+                other.evict("guest name conflict")
+            entry = self._names.get(name_key(name))
         first = entry is None
         if entry is None:
             entry = self._names[name_key(name)] = OnlineName(name, guest)
-        entry.sessions.append(session)
-        session.name = entry.name
-        self._join(session, DEFAULT_CHANNEL)
+        entry.members.append(member)
+        self._join(member, DEFAULT_CHANNEL)
         if first:
-            self._broadcast(encode(status_reply(entry.name, "online")), exclude=entry.sessions)
+            self._broadcast(encode(status_reply(entry.name, "online")), exclude=entry.members)
+        return entry.name
 
-    def _drop_identity(self, session: Session) -> None:
-        for channel in list(session.channels):
-            self._leave(session, channel)
-        entry = self._names.get(name_key(session.name))
-        if entry is None or session not in entry.sessions:
+    def leave(self, member: Member) -> None:
+        """Take ``member`` offline; harmless when it is not online."""
+        for channel in list(member.channels):
+            self._leave(member, channel)
+        entry = self._names.get(name_key(member.name))
+        if entry is None or member not in entry.members:
             return
-        entry.sessions.remove(session)
-        if not entry.sessions:
-            del self._names[name_key(session.name)]
+        entry.members.remove(member)
+        if not entry.members:
+            del self._names[name_key(member.name)]
             if entry.visible:
                 self._broadcast(encode(status_reply(entry.name, "offline")))
 
@@ -177,29 +190,28 @@ class Hub:
         entry = self.online(name)
         if entry is None:
             return 0
-        sessions = list(entry.sessions)
+        members = list(entry.members)
         suffix = f" : {reason}" if reason else ""
-        for session in sessions:
-            self.notify(session, texts.KICKED.format(reason=suffix))
-            session.peer.close(f"kicked by admin{suffix}")
-        return len(sessions)
+        for member in members:
+            self.notify(member, texts.KICKED.format(reason=suffix))
+            member.evict(f"kicked by admin{suffix}")
+        return len(members)
 
-    # --- presence -----------------------------------------------------------------
+    # --- presence -------------------------------------------------------------------
 
-    def set_status(self, session: Session, state: str) -> None:
-        entry = self.online(session.name)
+    def set_status(self, member: Member, state: str) -> None:
+        entry = self.online(member.name)
         if entry is None:
             return
         was_visible = entry.visible
         entry.state = state
         if entry.visible or was_visible:
             shown = state if entry.visible else "offline"
-            self._broadcast(encode(status_reply(entry.name, shown)), exclude=(session,))
+            self._broadcast(encode(status_reply(entry.name, shown)), exclude=(member,))
 
-    def users_reply(self, session: Session, reply_type: str) -> dict[str, Any]:
-        shown = [
-            entry for entry in self._names.values() if entry.visible or session in entry.sessions
-        ]
+    def users_reply(self, asker: object, reply_type: str) -> dict[str, Any]:
+        """Everyone visible, plus the asker's own name even when invisible."""
+        shown = [entry for entry in self._names.values() if entry.visible or asker in entry.members]
         shown.sort(key=lambda entry: name_key(entry.name))
         return {
             "type": reply_type,
@@ -207,34 +219,17 @@ class Hub:
             "states": {entry.name: entry.state for entry in shown},
         }
 
-    def hello_reply(self, session: Session) -> dict[str, Any]:
-        settings = self.settings
-        return {
-            "type": "hello",
-            "features": sorted(session.features),
-            "available": list(FEATURES),
-            "server": f"classcord/{__version__}",
-            "default_channel": DEFAULT_CHANNEL,
-            "limits": {
-                "max_line_bytes": settings.max_line_bytes,
-                "max_content_chars": settings.max_content_chars,
-                "max_name_chars": settings.max_name_chars,
-                "rate_per_second": settings.rate_per_second,
-                "rate_burst": settings.rate_burst,
-            },
-        }
+    # --- messages -------------------------------------------------------------------
 
-    # --- messages -----------------------------------------------------------------
-
-    def _broadcast(self, data: bytes, exclude: Iterable[Session] = ()) -> None:
-        """To every identified session (presence goes to all channels)."""
+    def _broadcast(self, data: bytes, exclude: Iterable[Member] = ()) -> None:
+        """To every member (presence goes to all channels)."""
         skip = set(exclude)
         for entry in self._names.values():
-            for member in entry.sessions:
+            for member in entry.members:
                 if member not in skip:
                     member.deliver(data)
 
-    def _fan_out(self, data: bytes, recipients: Iterable[Session], sender: Session) -> int:
+    def _fan_out(self, data: bytes, recipients: Iterable[Member], sender: Member) -> int:
         count = 0
         for member in recipients:
             if member is not sender:
@@ -243,100 +238,95 @@ class Hub:
         self.counters.deliveries += count
         return count
 
-    def send_channel(self, session: Session, channel: str, content: str) -> None:
-        canonical = normalize_channel(channel)
-        if canonical is None or canonical not in session.channels:
+    def send_channel(self, member: Member, channel: str, content: str) -> None:
+        canonical = normalize_channel(channel, self.settings.max_channel_chars)
+        if canonical is None or canonical not in member.channels:
             raise ClientError(texts.NOT_IN_CHANNEL.format(channel=channel))
         timestamp = self._timestamp()
         # Legacy clients never name a channel: their messages stay exactly as before.
         shown_channel = None if canonical == DEFAULT_CHANNEL else canonical
-        data = encode(chat_reply(session.name, content, timestamp, channel=shown_channel))
+        data = encode(chat_reply(member.name, content, timestamp, channel=shown_channel))
         self.counters.messages += 1
-        self._fan_out(data, self._channels[canonical], session)
-        self._record(timestamp, canonical, session.name, None, canonical, content)
-        log.debug(
-            "message: conn=%d from=%s channel=%s", session.peer.conn_id, session.name, canonical
+        self._fan_out(data, self._channels[canonical], member)
+        self.history.record(
+            MessageRecord(time.time(), timestamp, canonical, member.name, None, canonical, content)
         )
 
-    def send_private(self, session: Session, to: str, content: str) -> None:
+    def send_private(self, member: Member, to: str, content: str) -> None:
         target = self.online(to)
-        registered = self.accounts.is_registered(to)
-        if target is None and not registered:
+        if target is None and not self.directory.is_registered(to):
             raise ClientError(texts.UNKNOWN_RECIPIENT.format(name=to))
         timestamp = self._timestamp()
         # ``to`` is relayed exactly as sent: client family B shows a private message
         # only when ``to`` or ``from`` equals its user.
-        data = encode(chat_reply(session.name, content, timestamp, private_to=to))
+        data = encode(chat_reply(member.name, content, timestamp, private_to=to))
         self.counters.private_messages += 1
-        conversation = private_conversation(name_key(session.name), name_key(to))
-        self._record(timestamp, conversation, session.name, to, None, content)
+        conversation = private_conversation(name_key(member.name), name_key(to))
+        self.history.record(
+            MessageRecord(time.time(), timestamp, conversation, member.name, to, None, content)
+        )
         if target is None:
-            session.error(texts.RECIPIENT_OFFLINE.format(name=to))
-            return
-        self._fan_out(data, target.sessions, session)
+            raise ClientError(texts.RECIPIENT_OFFLINE.format(name=to))
+        self._fan_out(data, target.members, member)
 
-    def relay_typing(self, session: Session, request: Typing) -> None:
-        payload: dict[str, Any] = {"type": "typing", "user": session.name}
+    def relay_typing(self, member: Member, request: Typing) -> None:
+        payload: dict[str, Any] = {"type": "typing", "user": member.name}
+        recipients: Iterable[Member]
         if request.to is not None:
             target = self.online(request.to)
-            recipients: Iterable[Session] = target.sessions if target else ()
+            recipients = target.members if target else ()
             payload["to"] = request.to
         else:
-            channel = normalize_channel(request.channel or DEFAULT_CHANNEL)
-            if channel is None or channel not in session.channels:
+            channel = normalize_channel(
+                request.channel or DEFAULT_CHANNEL, self.settings.max_channel_chars
+            )
+            if channel is None or channel not in member.channels:
                 return
             recipients = self._channels[channel]
             payload["channel"] = channel
         data = encode(payload)
-        for member in recipients:
-            if member is not session and "typing" in member.features:
-                member.deliver(data)
+        for other in recipients:
+            if other is not member and "typing" in other.features:
+                other.deliver(data)
 
-    def notify(self, session: Session, content: str) -> None:
+    def notify(self, member: Member, content: str) -> None:
         """A notice for people: a ``system`` line to clients that asked for it, an
         ordinary message from Serveur to everyone else."""
-        session.deliver(encode(self._notice_payload(session, content)))
+        member.deliver(encode(notice_for(member.features, content, self._timestamp())))
 
-    def _notice_payload(self, session: Session, content: str) -> dict[str, Any]:
+    def notify_all(self, content: str) -> int:
+        """To every guest and user, never to anonymous connections: clients A and C
+        take the first line after their login request as its reply."""
         timestamp = self._timestamp()
-        if "system" in session.features:
-            return {"type": "system", "content": content, "timestamp": timestamp}
-        return notice_reply(content, timestamp)
-
-    def notify_all(self, content: str, include_anonymous: bool = False) -> int:
-        """To every guest and user; anonymous connections only when they are about to
-        be closed anyway (shutdown): clients A and C take the first line after their
-        login request as its reply, so nothing unasked may reach them before it."""
-        legacy = encode(notice_reply(content, self._timestamp()))
+        legacy = encode(notice_reply(content, timestamp))
         system: bytes | None = None
         count = 0
-        for session in self.sessions:
-            if not (session.identified or include_anonymous):
-                continue
-            count += 1
-            if "system" in session.features:
-                system = system or encode(self._notice_payload(session, content))
-                session.deliver(system)
-            else:
-                session.deliver(legacy)
+        for entry in self._names.values():
+            for member in entry.members:
+                count += 1
+                if "system" in member.features:
+                    system = system or encode(notice_for(member.features, content, timestamp))
+                    member.deliver(system)
+                else:
+                    member.deliver(legacy)
         return count
 
     # --- channels -------------------------------------------------------------------
 
-    def _join(self, session: Session, channel: str) -> None:
-        self._channels.setdefault(channel, set()).add(session)
-        session.channels.add(channel)
+    def _join(self, member: Member, channel: str) -> None:
+        self._channels.setdefault(channel, set()).add(member)
+        member.channels.add(channel)
 
-    def _leave(self, session: Session, channel: str) -> None:
+    def _leave(self, member: Member, channel: str) -> None:
         members = self._channels.get(channel)
         if members is not None:
-            members.discard(session)
+            members.discard(member)
             if not members and channel != DEFAULT_CHANNEL:
                 del self._channels[channel]
-        session.channels.discard(channel)
+        member.channels.discard(channel)
 
     def _channel_or_error(self, channel: str) -> str:
-        canonical = normalize_channel(channel)
+        canonical = normalize_channel(channel, self.settings.max_channel_chars)
         if canonical is None:
             raise ClientError(texts.CHANNEL_INVALID.format(channel=channel))
         allowed = self.settings.allowed_channels
@@ -345,31 +335,31 @@ class Hub:
         return canonical
 
     def join_channel(
-        self, session: Session, channel: str, slash_command: bool = False
-    ) -> Pending | None:
+        self, member: Member, channel: str, slash_command: bool = False
+    ) -> PendingHistory | None:
         canonical = self._channel_or_error(channel)
-        self._join(session, canonical)
-        self._channel_answer(session, "join_channel", canonical, slash_command)
-        if "history_on_join" in session.features and self.storage is not None:
-            return self._send_history(session, canonical, HISTORY_DEFAULT_LIMIT)
+        self._join(member, canonical)
+        self._channel_answer(member, "join_channel", canonical, slash_command)
+        if "history_on_join" in member.features:
+            return self._send_history(member, canonical, self.settings.history_default_limit)
         return None
 
-    def leave_channel(self, session: Session, channel: str, slash_command: bool = False) -> None:
+    def leave_channel(self, member: Member, channel: str, slash_command: bool = False) -> None:
         canonical = self._channel_or_error(channel)
         if canonical == DEFAULT_CHANNEL:
             raise ClientError(texts.CANNOT_LEAVE_DEFAULT.format(channel=DEFAULT_CHANNEL))
-        self._leave(session, canonical)
-        self._channel_answer(session, "leave_channel", canonical, slash_command)
+        self._leave(member, canonical)
+        self._channel_answer(member, "leave_channel", canonical, slash_command)
 
-    def _channel_answer(self, session: Session, kind: str, channel: str, slash: bool) -> None:
+    def _channel_answer(self, member: Member, kind: str, channel: str, slash: bool) -> None:
         if slash:
             # Typed as "/join #dev" by a legacy client: an unknown reply type would be
             # printed raw by client A, so answer with an ordinary notice.
             text = texts.JOINED if kind == "join_channel" else texts.LEFT
-            self.notify(session, text.format(channel=channel))
+            self.notify(member, text.format(channel=channel))
             return
         members = self._channels.get(channel, set())
-        session.reply({"type": kind, "status": "ok", "channel": channel, "members": len(members)})
+        member.reply({"type": kind, "status": "ok", "channel": channel, "members": len(members)})
 
     def channels_reply(self, reply_type: str) -> dict[str, Any]:
         listed = {name: len(members) for name, members in self._channels.items()}
@@ -382,7 +372,7 @@ class Hub:
             ],
         }
 
-    def channel_members(self, channel: str) -> set[Session]:
+    def channel_members(self, channel: str) -> set[Member]:
         return self._channels.get(channel, set())
 
     def channel_names(self) -> list[str]:
@@ -390,45 +380,28 @@ class Hub:
 
     # --- history --------------------------------------------------------------------
 
-    def _record(
-        self,
-        timestamp: str,
-        conversation: str,
-        sender: str,
-        recipient: str | None,
-        channel: str | None,
-        content: str,
-    ) -> None:
-        self._pending_history.append(
-            MessageRecord(time.time(), timestamp, conversation, sender, recipient, channel, content)
+    def _history_limit(self, requested: int | None) -> int:
+        limit = requested or self.settings.history_default_limit
+        return max(1, min(limit, self.settings.history_max_limit))
+
+    def channel_history(
+        self, member: Member, channel: str | None, limit: int | None
+    ) -> PendingHistory:
+        canonical = self._channel_or_error(channel or DEFAULT_CHANNEL)
+        if canonical not in member.channels:
+            raise ClientError(texts.NOT_IN_CHANNEL.format(channel=canonical))
+        return self._send_history(member, canonical, self._history_limit(limit))
+
+    def private_history(self, member: Member, with_user: str, limit: int | None) -> PendingHistory:
+        conversation = private_conversation(name_key(member.name), name_key(with_user))
+        return self._send_history(
+            member, conversation, self._history_limit(limit), with_user=with_user
         )
 
-    def take_pending_history(self) -> list[MessageRecord]:
-        pending, self._pending_history = self._pending_history, []
-        return pending
-
-    def history(self, session: Session, request: History) -> Pending:
-        limit = request.limit or HISTORY_DEFAULT_LIMIT
-        limit = max(1, min(limit, HISTORY_MAX_LIMIT))
-        if request.with_user is not None:
-            if session.state is not State.USER:
-                raise ClientError(texts.HISTORY_PRIVATE_NEEDS_LOGIN)
-            conversation = private_conversation(name_key(session.name), name_key(request.with_user))
-            return self._send_history(session, conversation, limit, with_user=request.with_user)
-        channel = self._channel_or_error(request.channel or DEFAULT_CHANNEL)
-        if channel not in session.channels:
-            raise ClientError(texts.NOT_IN_CHANNEL.format(channel=channel))
-        return self._send_history(session, channel, limit)
-
     async def _send_history(
-        self, session: Session, conversation: str, limit: int, with_user: str | None = None
+        self, member: Member, conversation: str, limit: int, with_user: str | None = None
     ) -> None:
-        if self.storage is None:
-            records: list[MessageRecord] = []
-        else:
-            # Messages not yet committed are part of the conversation too.
-            await self.flush_history()
-            records = await self.storage.call(self.storage.storage.history, conversation, limit)
+        records = await self.history.latest(conversation, limit)
         reply: dict[str, Any] = {
             "type": "history",
             "messages": [
@@ -446,16 +419,4 @@ class Hub:
             reply["with"] = with_user
         else:
             reply["channel"] = conversation
-        session.reply(reply)
-
-    async def flush_history(self) -> int:
-        """Commit every message recorded so far; returns how many."""
-        pending = self.take_pending_history()
-        if pending and self.storage is not None:
-            try:
-                await self.storage.call(self.storage.storage.add_messages, pending)
-            except Exception:
-                # Keep them for the next flush rather than lose them.
-                self._pending_history[:0] = pending
-                raise
-        return len(pending)
+        member.reply(reply)

@@ -12,40 +12,19 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 from classcord import texts
+from classcord.errors import AbuseError, ClientError
 
 STATUS_VALUES: Final = ("online", "away", "dnd", "invisible")
-USERS_TYPES: Final = frozenset({"users", "list_users", "userlist"})
-CHANNELS_TYPES: Final = frozenset({"channels", "list_channels", "channel_list"})
 DEFAULT_CHANNEL: Final = "#general"
-MAX_CHANNEL_CHARS: Final = 32
 FEATURES: Final = ("system", "history_on_join", "typing")
 # A global message "/join #x" or "/leave #x" typed in an old client is that command.
 SLASH_COMMAND: Final = re.compile(r"^/(join|leave)\s+(\S+)\s*$")
-
-
-class ClassCordError(Exception):
-    """Root of every error the server raises on purpose."""
-
-
-class ClientError(ClassCordError):
-    """A client's mistake: answered with an error line, the session goes on."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class AbuseError(ClassCordError):
-    """A limit breached by abuse: the connection is closed and the reason logged."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 # --- framing -----------------------------------------------------------------
@@ -189,9 +168,17 @@ class ListChannels:
 
 
 @dataclass(frozen=True, slots=True)
-class History:
+class ChannelHistory:
     channel: str | None
-    with_user: str | None
+    limit: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateHistory:
+    """Split from ChannelHistory because its rule depends on the state: it needs an
+    account (a guest's conversations end with the guest)."""
+
+    with_user: str
     limit: int | None
 
 
@@ -217,27 +204,11 @@ Request = (
     | JoinChannel
     | LeaveChannel
     | ListChannels
-    | History
+    | ChannelHistory
+    | PrivateHistory
     | Typing
     | Unknown
 )
-
-
-# The ``type`` a request arrives with, for messages that name it back to the client.
-WIRE_TYPE: Final[dict[type, str]] = {
-    Register: "register",
-    Login: "login",
-    Chat: "message",
-    SetStatus: "status",
-    ListUsers: "users",
-    Ping: "ping",
-    Hello: "hello",
-    JoinChannel: "join_channel",
-    LeaveChannel: "leave_channel",
-    ListChannels: "channels",
-    History: "history",
-    Typing: "typing",
-}
 
 
 def _text(obj: Mapping[str, Any], key: str, request: str) -> str:
@@ -256,10 +227,6 @@ def _optional_text(obj: Mapping[str, Any], key: str, request: str) -> str | None
             texts.FIELD_WRONG_TYPE.format(request=request, field=key, expected="un texte")
         )
     return value
-
-
-def _credentials(obj: Mapping[str, Any], request: str) -> tuple[str, str]:
-    return _text(obj, "username", request), _text(obj, "password", request)
 
 
 def _chat(obj: Mapping[str, Any]) -> Chat:
@@ -298,15 +265,88 @@ def _hello(obj: Mapping[str, Any]) -> Hello:
     return Hello(tuple(features))
 
 
-def _history(obj: Mapping[str, Any]) -> History:
+def _history(obj: Mapping[str, Any], kind: str) -> ChannelHistory | PrivateHistory:
     limit = obj.get("limit")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
         raise ClientError(
-            texts.FIELD_WRONG_TYPE.format(request="history", field="limit", expected="un entier")
+            texts.FIELD_WRONG_TYPE.format(request=kind, field="limit", expected="un entier")
         )
-    return History(
-        _optional_text(obj, "channel", "history"), _optional_text(obj, "with", "history"), limit
-    )
+    with_user = _optional_text(obj, "with", kind)
+    if with_user is not None:
+        return PrivateHistory(with_user, limit)
+    return ChannelHistory(_optional_text(obj, "channel", kind), limit)
+
+
+def _credentials(obj: Mapping[str, Any], kind: str) -> tuple[str, str]:
+    return _text(obj, "username", kind), _text(obj, "password", kind)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestType:
+    """One entry of the registry: the wire ``type`` values a request arrives with (the
+    first is the one texts name back to the client), its parser, and the classes the
+    parser can return."""
+
+    wire_types: tuple[str, ...]
+    parse: Callable[[Mapping[str, Any], str], Request]
+    classes: tuple[type, ...]
+
+
+# The one registry of requests: the parser, the session's handler table, the docs
+# test and the table-coverage test all read it.
+REQUEST_TYPES: Final[tuple[RequestType, ...]] = (
+    RequestType(("register",), lambda obj, kind: Register(*_credentials(obj, kind)), (Register,)),
+    RequestType(("login",), lambda obj, kind: Login(*_credentials(obj, kind)), (Login,)),
+    RequestType(("message",), lambda obj, kind: _chat(obj), (Chat,)),
+    RequestType(("status",), lambda obj, kind: _status(obj), (SetStatus,)),
+    RequestType(
+        ("users", "list_users", "userlist"), lambda obj, kind: ListUsers(kind), (ListUsers,)
+    ),
+    RequestType(("ping",), lambda obj, kind: Ping(), (Ping,)),
+    RequestType(("hello",), lambda obj, kind: _hello(obj), (Hello,)),
+    RequestType(
+        ("join_channel",),
+        lambda obj, kind: JoinChannel(_text(obj, "channel", kind)),
+        (JoinChannel,),
+    ),
+    RequestType(
+        ("leave_channel",),
+        lambda obj, kind: LeaveChannel(_text(obj, "channel", kind)),
+        (LeaveChannel,),
+    ),
+    RequestType(
+        ("channels", "list_channels", "channel_list"),
+        lambda obj, kind: ListChannels(kind),
+        (ListChannels,),
+    ),
+    RequestType(("history",), _history, (ChannelHistory, PrivateHistory)),
+    RequestType(
+        ("typing",),
+        lambda obj, kind: Typing(
+            _optional_text(obj, "channel", kind), _optional_text(obj, "to", kind)
+        ),
+        (Typing,),
+    ),
+)
+
+_BY_WIRE_TYPE: Final = {wire: entry for entry in REQUEST_TYPES for wire in entry.wire_types}
+
+# The ``type`` a request arrives with, for texts that name it back to the client.
+WIRE_TYPE: Final[dict[type, str]] = {
+    cls: entry.wire_types[0] for entry in REQUEST_TYPES for cls in entry.classes
+}
+
+# Every class parse_request can return: the session's table must have a row for each.
+REQUEST_CLASSES: Final = frozenset(WIRE_TYPE) | {Unknown}
+
+
+def wire_types_of(cls: type) -> tuple[str, ...]:
+    """Every ``type`` value that gives a request of class ``cls``."""
+    return next(entry.wire_types for entry in REQUEST_TYPES if cls in entry.classes)
+
+
+USERS_TYPES: Final = frozenset(wire_types_of(ListUsers))
+CHANNELS_TYPES: Final = frozenset(wire_types_of(ListChannels))
 
 
 def parse_request(text: str) -> Request | None:
@@ -326,31 +366,8 @@ def parse_request(text: str) -> Request | None:
     kind = obj.get("type")
     if not isinstance(kind, str):
         raise ClientError(texts.MISSING_TYPE)
-    if kind == "register":
-        return Register(*_credentials(obj, kind))
-    if kind == "login":
-        return Login(*_credentials(obj, kind))
-    if kind == "message":
-        return _chat(obj)
-    if kind == "status":
-        return _status(obj)
-    if kind in USERS_TYPES:
-        return ListUsers(kind)
-    if kind == "ping":
-        return Ping()
-    if kind == "hello":
-        return _hello(obj)
-    if kind == "join_channel":
-        return JoinChannel(_text(obj, "channel", kind))
-    if kind == "leave_channel":
-        return LeaveChannel(_text(obj, "channel", kind))
-    if kind in CHANNELS_TYPES:
-        return ListChannels(kind)
-    if kind == "history":
-        return _history(obj)
-    if kind == "typing":
-        return Typing(_optional_text(obj, "channel", kind), _optional_text(obj, "to", kind))
-    return Unknown(kind)
+    entry = _BY_WIRE_TYPE.get(kind)
+    return Unknown(kind) if entry is None else entry.parse(obj, kind)
 
 
 # --- validation shared by sessions and accounts -------------------------------
@@ -363,10 +380,10 @@ def is_valid_name(name: str, max_chars: int) -> bool:
     return not any(unicodedata.category(ch)[0] == "C" for ch in name)
 
 
-def normalize_channel(name: str) -> str | None:
+def normalize_channel(name: str, max_chars: int) -> str | None:
     """``dev``, ``#dev`` and ``#Dev`` are one channel, ``#dev``; None if not a valid name."""
     bare = name.strip().removeprefix("#").lower()
-    if not 0 < len(bare) <= MAX_CHANNEL_CHARS:
+    if not 0 < len(bare) <= max_chars:
         return None
     if not all(ch.isalnum() or ch in "-_" for ch in bare):
         return None
@@ -383,6 +400,14 @@ def loggable(text: str, limit: int = 80) -> str:
 def name_key(name: str) -> str:
     """Names compare case-insensitively, so 'Alice' cannot pose as 'alice'."""
     return name.casefold()
+
+
+RESERVED_NAME_KEYS: Final = frozenset({name_key(texts.SERVER_NAME)})
+
+
+def is_reserved_name(name: str) -> bool:
+    """Names nobody may register or take as a guest: notices come from them."""
+    return name_key(name) in RESERVED_NAME_KEYS
 
 
 # --- replies -------------------------------------------------------------------
@@ -426,3 +451,17 @@ def status_reply(user: str, state: str) -> dict[str, Any]:
 def notice_reply(content: str, timestamp: str) -> dict[str, Any]:
     """A notice for people, shaped as an ordinary global message every client shows."""
     return chat_reply(texts.SERVER_NAME, content, timestamp)
+
+
+def notice_for(features: frozenset[str], content: str, timestamp: str) -> dict[str, Any]:
+    """A ``system`` line for a client that asked for them, else an ordinary message
+    from Serveur, which every legacy client shows."""
+    if "system" in features:
+        return {"type": "system", "content": content, "timestamp": timestamp}
+    return notice_reply(content, timestamp)
+
+
+def now_timestamp() -> str:
+    # Always with microseconds: isoformat() drops them when they are zero, and one
+    # client splits the timestamp on "T" and expects a stable shape.
+    return datetime.now().isoformat(timespec="microseconds")

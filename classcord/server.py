@@ -1,5 +1,9 @@
 """The asyncio adapter: bytes between transports and sessions, timers, shutdown.
 
+The server builds none of its collaborators: ``cli.py`` composes storage, accounts,
+history, hub and server, and starts the admin socket. Reading goes through the
+request driver (``driver.py``), the same one the tests drive.
+
 Writes are coalesced: ``send`` only queues bytes and marks the connection dirty;
 once per event-loop pass every dirty connection gets one ``transport.write``. A
 client whose unsent bytes pass ``send_queue_bytes`` is cut off alone.
@@ -16,32 +20,23 @@ import socket
 import struct
 import time
 from collections import Counter, deque
-from typing import Any
+from typing import Any, Protocol
 
 from classcord import texts
 from classcord.accounts import Accounts
 from classcord.config import Settings
+from classcord.driver import RequestDriver
+from classcord.history import History
 from classcord.hub import Hub
-from classcord.protocol import (
-    LINE_TOO_LONG,
-    AbuseError,
-    ClientError,
-    FrameEvent,
-    LineFramer,
-    encode,
-    error_reply,
-)
-from classcord.session import Pending, Session
-from classcord.storage import Storage, StorageWorker
+from classcord.protocol import LineFramer, encode, error_reply
+from classcord.session import Session
+from classcord.storage import StorageWorker
 
 log = logging.getLogger("classcord.server")
 
-PRUNE_INTERVAL_SECONDS = 3600.0
+# The messages-per-second figure of `admin stats`: one sample a second, a minute kept.
 RATE_SAMPLE_SECONDS = 1.0
 RATE_SAMPLES_KEPT = 61
-KEEPALIVE_IDLE_SECONDS = 60
-KEEPALIVE_INTERVAL_SECONDS = 15
-KEEPALIVE_PROBES = 4
 LINGER_RESET = struct.pack("ii", 1, 0)
 
 
@@ -73,10 +68,13 @@ class Connection(asyncio.Protocol):
         self._address = "?"
         self.transport: asyncio.Transport | None = None
         settings = server.settings
-        self.framer = LineFramer(settings.max_line_bytes, settings.abuse_line_bytes)
-        self.session = Session(self, server.hub)
-        self._events: deque[FrameEvent] = deque()
-        self._pending: asyncio.Task[None] | None = None
+        self.session = Session(self, server.hub, server.accounts, settings)
+        self.driver = RequestDriver(
+            self.session,
+            self,
+            LineFramer(settings.max_line_bytes, settings.abuse_line_bytes),
+            after_request=self._after_request,
+        )
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._backlog = 0
@@ -98,6 +96,20 @@ class Connection(asyncio.Protocol):
 
     def queued_bytes(self) -> int:
         return self._out_bytes + self._transport_backlog()
+
+    # Reader interface used by the driver
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self.transport is None
+
+    def pause_reading(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
 
     def _transport_backlog(self) -> int:
         return self.transport.get_write_buffer_size() if self.transport is not None else 0
@@ -182,31 +194,24 @@ class Connection(asyncio.Protocol):
         self.admitted = True
         sock = transport.get_extra_info("socket")
         if sock is not None and self.server.settings.tcp_keepalive:
-            _enable_keepalive(sock)
+            _enable_keepalive(sock, self.server.settings)
         log.debug("open: conn=%d addr=%s", self._conn_id, self._address)
 
     def data_received(self, data: bytes) -> None:
-        if self._closed:
-            return
-        try:
-            self._events.extend(self.framer.feed(data))
-        except AbuseError as exc:
-            self.abort(exc.reason)
-            return
-        self._process()
+        if not self._closed:
+            self.driver.feed(data)
 
     def eof_received(self) -> bool:
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
-        if self._pending is not None:
-            self._pending.cancel()
+        self.driver.cancel()
         if exc is not None and self._close_reason == "client closed the connection":
             self._close_reason = f"connection error: {exc}"
-        self.server.release(self)
         if not self.admitted:
             return
+        self.server.release(self)
         # A container health check every 10 s would otherwise write two lines each time.
         level = logging.DEBUG if self.session.only_pinged else logging.INFO
         if level == logging.INFO:
@@ -226,58 +231,24 @@ class Connection(asyncio.Protocol):
             self._announced = True
             log.info("open: conn=%d addr=%s", self._conn_id, self._address)
 
-    # request processing
-
-    def _process(self) -> None:
-        while self._events and self._pending is None and not self._closed:
-            event = self._events.popleft()
-            try:
-                if event is LINE_TOO_LONG:
-                    self.session.line_too_long()
-                    continue
-                assert isinstance(event, bytes)
-                waiting = self.session.receive_line(event)
-                if self.session.requests > self.session.pings:
-                    self._announce()
-            except AbuseError as exc:
-                self.abort(exc.reason)
-                return
-            except Exception:
-                log.exception("bug while handling a request on conn=%d", self._conn_id)
-                self.session.error(texts.INTERNAL_ERROR)
-                continue
-            if waiting is not None:
-                self._pending = asyncio.get_running_loop().create_task(self._wait(waiting))
-        if self._pending is not None and self._events and self.transport is not None:
-            # Lines keep their order: stop reading until the slow handler is done.
-            self.transport.pause_reading()
-
-    async def _wait(self, waiting: Pending) -> None:
-        try:
-            await waiting
-        except ClientError as exc:
-            self.session.error(exc.message)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("bug while handling a request on conn=%d", self._conn_id)
-            self.session.error(texts.INTERNAL_ERROR)
-        finally:
-            self._pending = None
-        if not self._closed and self.transport is not None:
-            self.transport.resume_reading()
-            self._process()
+    def _after_request(self) -> None:
+        if self.session.requests > self.session.pings:
+            self._announce()
 
 
-def _enable_keepalive(sock: socket.socket) -> None:
+def _enable_keepalive(sock: socket.socket, settings: Settings) -> None:
     # Dead peers (a PC switched off mid-lesson) are found without an idle timeout,
     # which real clients would hit while waiting at their login screen.
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         if hasattr(socket, "TCP_KEEPIDLE"):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE_SECONDS)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL_SECONDS)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)
+            sock.setsockopt(
+                socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, settings.keepalive_idle_seconds
+            )
+            sock.setsockopt(
+                socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, settings.keepalive_interval_seconds
+            )
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, settings.keepalive_probes)
 
 
 def raise_open_file_limit() -> int:
@@ -291,14 +262,27 @@ def raise_open_file_limit() -> int:
     return soft
 
 
-class ClassCordServer:
-    """Owns the listening socket, storage, hub and every connection."""
+class Closable(Protocol):
+    def close(self) -> None: ...
 
-    def __init__(self, settings: Settings) -> None:
+
+class ClassCordServer:
+    """Owns the listening socket and every connection; closes its collaborators at
+    shutdown, in order."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        storage: StorageWorker,
+        accounts: Accounts,
+        history: History,
+        hub: Hub,
+    ) -> None:
         self.settings = settings
-        self.storage = StorageWorker(Storage(settings.database_path))
-        self.accounts = Accounts(settings, self.storage)
-        self.hub = Hub(settings, self.accounts, self.storage)
+        self.storage = storage
+        self.accounts = accounts
+        self.history = history
+        self.hub = hub
         self.connections: set[Connection] = set()
         self.per_address: Counter[str] = Counter()
         self.writer: WriteScheduler
@@ -310,7 +294,7 @@ class ClassCordServer:
         self._all_released = asyncio.Event()
         self._shutdown_task: asyncio.Task[None] | None = None
         self._shutting_down = False
-        self.extra_servers: list[asyncio.AbstractServer] = []
+        self._listeners: list[Closable] = []
         self._rate_samples: deque[tuple[float, int]] = deque(maxlen=RATE_SAMPLES_KEPT)
 
     async def start(self) -> None:
@@ -339,11 +323,6 @@ class ClassCordServer:
             loop.create_task(self._prune_forever()),
             loop.create_task(self._sample_rates_forever()),
         ]
-        from classcord.admin import start_admin_socket
-
-        admin = await start_admin_socket(self, self.settings.admin_socket_path)
-        if admin is not None:
-            self.extra_servers.append(admin)
         log.info(
             "listening on %s:%d (database %s, %d accounts)",
             self.settings.host,
@@ -351,6 +330,10 @@ class ClassCordServer:
             self.settings.database_path,
             self.accounts.registered_count(),
         )
+
+    def close_at_shutdown(self, listener: Closable) -> None:
+        """Another listener (the admin socket) to stop with this server's own."""
+        self._listeners.append(listener)
 
     def admit(self, connection: Connection) -> str | None:
         if self._shutting_down:
@@ -361,7 +344,6 @@ class ClassCordServer:
             return texts.TOO_MANY_FROM_ADDRESS
         self.connections.add(connection)
         self.per_address[connection.address] += 1
-        self.hub.connect(connection.session)
         return None
 
     def release(self, connection: Connection) -> None:
@@ -371,7 +353,7 @@ class ClassCordServer:
         self.per_address[connection.address] -= 1
         if self.per_address[connection.address] <= 0:
             del self.per_address[connection.address]
-        self.hub.disconnect(connection.session)
+        connection.session.disconnected()
         if not self.connections:
             self._all_released.set()
 
@@ -380,7 +362,7 @@ class ClassCordServer:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.hub.flush_history()
+                await self.history.flush()
             except Exception:
                 log.exception("could not write message history; will retry")
 
@@ -398,7 +380,7 @@ class ClassCordServer:
 
     async def _prune_forever(self) -> None:
         while True:
-            await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+            await asyncio.sleep(self.settings.prune_interval_seconds)
             try:
                 await self._prune()
             except Exception:
@@ -434,10 +416,13 @@ class ClassCordServer:
         self._shutting_down = True
         if self._server is not None:
             self._server.close()
-        for extra in self.extra_servers:
-            extra.close()
-        notified = self.hub.notify_all(texts.SHUTDOWN_NOTICE, include_anonymous=True)
+        for listener in self._listeners:
+            listener.close()
+        notified = 0
         for connection in list(self.connections):
+            # Every connection, anonymous ones too: they are about to be closed.
+            connection.session.notify(texts.SHUTDOWN_NOTICE)
+            notified += 1
             connection.close("server shutdown")
         if self.connections:
             self._all_released.clear()
@@ -449,13 +434,10 @@ class ClassCordServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
-            flushed = await self.hub.flush_history()
+            flushed = await self.history.flush()
         finally:
             await self.storage.close()
             self.accounts.close()
-        with contextlib.suppress(FileNotFoundError):
-            if self.extra_servers:
-                self.settings.admin_socket_path.unlink()
         log.info("stopped: %d clients notified, %d messages flushed", notified, flushed)
         self._closed.set()
 
@@ -467,7 +449,7 @@ class ClassCordServer:
         return {
             "connections": len(self.connections),
             "addresses": len(self.per_address),
-            "online_names": len({s.name for s in self.hub.sessions if s.identified}),
+            "online_names": self.hub.online_count(),
             "messages": counters.messages,
             "messages_per_second": self.messages_per_second(),
             "private_messages": counters.private_messages,

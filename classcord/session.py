@@ -1,9 +1,33 @@
-"""One connection's state, and the table of (state, request type) to handler.
+"""One connection's state: the whole state machine, as two tables.
 
-A session never touches a socket: it gets lines, and hands bytes to its ``Peer``.
-Handlers that must wait (password hashing, the database) return a coroutine; the
-I/O layer awaits it before the next line of that connection is handled, so replies
-keep the order of requests.
+Theory of operation
+-------------------
+A connection's bytes are framed into lines by the I/O layer (``driver.py``), and
+each line comes here through ``Session.receive_line``:
+
+1. the rate limit takes a token (or the line is refused, and sustained flooding is
+   abuse);
+2. ``protocol.parse_request`` turns the line into a typed request, or a
+   ``ClientError`` that is answered with an error line;
+3. ``HANDLERS[type(request)]`` gives one cell per state: the handler for that
+   request in the session's current state, or ``None`` ("log in first");
+4. a handler that must wait (password hashing, the database) returns a coroutine;
+   the driver awaits it before the next line of that connection, so replies keep
+   the order of requests.
+
+The session is the only writer of its state. Every change goes through
+``_transition`` and the table ``TRANSITIONS`` of (state, event) to state; a change
+the table does not list is a bug. ``hub.py`` owns everything shared between
+connections (names, channels, presence, routing) and sees a session only as a
+``Member``; the session reaches its accounts and settings directly.
+
+::
+
+                  first message            login ok
+    ANONYMOUS ───────────────────▶ GUEST ───────────▶ USER ◀─┐ login ok
+        │ └─────────────────── login ok ─────────────▲  └─────┘
+        │                                            │
+        └──────── evicted / disconnected ──▶ CLOSING ◀── (from every state)
 """
 
 from __future__ import annotations
@@ -12,26 +36,29 @@ import enum
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
-from classcord import texts
-from classcord.accounts import LoginOutcome, RegisterOutcome
+from classcord import __version__, texts
+from classcord.accounts import Accounts, LoginOutcome, RegisterOutcome
+from classcord.config import Settings
+from classcord.errors import AbuseError, ClientError, InternalError
+from classcord.hub import Hub
 from classcord.protocol import (
     DEFAULT_CHANNEL,
     FEATURES,
+    REQUEST_CLASSES,
     SLASH_COMMAND,
     WIRE_TYPE,
-    AbuseError,
+    ChannelHistory,
     Chat,
-    ClientError,
     Hello,
-    History,
     JoinChannel,
     LeaveChannel,
     ListChannels,
     ListUsers,
     Login,
     Ping,
+    PrivateHistory,
     Register,
     Request,
     SetStatus,
@@ -40,13 +67,13 @@ from classcord.protocol import (
     decode_line,
     encode,
     error_reply,
+    is_reserved_name,
     is_valid_name,
     loggable,
+    notice_for,
+    now_timestamp,
     parse_request,
 )
-
-if TYPE_CHECKING:
-    from classcord.hub import Hub
 
 log = logging.getLogger("classcord.session")
 
@@ -58,6 +85,26 @@ class State(enum.Enum):
     GUEST = "guest"
     USER = "user"
     CLOSING = "closing"
+
+
+class Event(enum.Enum):
+    FIRST_MESSAGE = "a message before any login"
+    LOGGED_IN = "login accepted"
+    EVICTED = "evicted"
+    DISCONNECTED = "disconnected"
+
+
+_EVERY_STATE: Final = tuple(State)
+
+# Every state change there is. A pair missing here is a bug, not a client mistake.
+TRANSITIONS: Final[dict[tuple[State, Event], State]] = {
+    (State.ANONYMOUS, Event.FIRST_MESSAGE): State.GUEST,
+    (State.ANONYMOUS, Event.LOGGED_IN): State.USER,
+    (State.GUEST, Event.LOGGED_IN): State.USER,
+    (State.USER, Event.LOGGED_IN): State.USER,
+    **{(state, Event.EVICTED): State.CLOSING for state in _EVERY_STATE},
+    **{(state, Event.DISCONNECTED): State.CLOSING for state in _EVERY_STATE},
+}
 
 
 class Peer(Protocol):
@@ -99,28 +146,70 @@ class TokenBucket:
 
 
 class Session:
-    def __init__(self, peer: Peer, hub: Hub, clock: Callable[[], float] = time.monotonic) -> None:
-        settings = hub.settings
+    def __init__(
+        self,
+        peer: Peer,
+        hub: Hub,
+        accounts: Accounts,
+        settings: Settings,
+        clock: Callable[[], float] = time.monotonic,
+        timestamp: Callable[[], str] = now_timestamp,
+    ) -> None:
         self.peer = peer
         self.hub = hub
-        self.state = State.ANONYMOUS
-        self.name = ""
+        self.accounts = accounts
+        self.settings = settings
+        self._state = State.ANONYMOUS
+        self._name = ""
         self.channels: set[str] = set()
-        self.features: frozenset[str] = frozenset()
+        self._features: frozenset[str] = frozenset()
         self.connected_at = time.time()
         self.requests = 0
         self.pings = 0
+        self._timestamp = timestamp
         self._bucket = TokenBucket(settings.rate_per_second, settings.rate_burst, clock)
         self._strikes = 0
         self._held: list[bytes] | None = None
         self.claimed_name: str | None = None
 
     def __repr__(self) -> str:
-        return f"<Session #{self.peer.conn_id} {self.state.value} {self.name!r}>"
+        return f"<Session #{self.peer.conn_id} {self._state.value} {self._name!r}>"
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def features(self) -> frozenset[str]:
+        return self._features
 
     @property
     def identified(self) -> bool:
-        return self.state in (State.GUEST, State.USER)
+        return self._state in (State.GUEST, State.USER)
+
+    def _transition(self, event: Event) -> None:
+        new = TRANSITIONS.get((self._state, event))
+        if new is None:
+            raise InternalError(f"no transition from {self._state.value} on {event.value}")
+        log.debug(
+            "state: conn=%d %s -> %s (%s)",
+            self.peer.conn_id,
+            self._state.value,
+            new.value,
+            event.value,
+        )
+        self._state = new
+
+    def _enter_hub(self, name: str, event: Event) -> None:
+        """Become a guest or a user: the state first, then the name in the hub."""
+        if self.identified:
+            self.hub.leave(self)
+        self._transition(event)
+        self._name = self.hub.enter(self, name, guest=self._state is State.GUEST)
 
     # output
 
@@ -139,6 +228,10 @@ class Session:
     def error(self, message: str) -> None:
         self.reply(error_reply(message))
 
+    def notify(self, content: str) -> None:
+        """A notice for this connection alone (shutdown reaches anonymous ones too)."""
+        self.deliver(encode(notice_for(self._features, content, self._timestamp())))
+
     def _hold(self) -> None:
         if self._held is None:
             self._held = []
@@ -148,11 +241,26 @@ class Session:
         for data in held or ():
             self.peer.send(data)
 
+    # lifecycle, driven by the connection and the hub
+
+    def evict(self, reason: str) -> None:
+        """Asked by the hub (kick, ban, name conflict): offline now, then closed."""
+        self.hub.leave(self)
+        if self._state is not State.CLOSING:
+            self._transition(Event.EVICTED)
+        self.peer.close(reason)
+
+    def disconnected(self) -> None:
+        """The connection is gone: free what it held."""
+        self.release_claim()
+        self.hub.leave(self)
+        self._transition(Event.DISCONNECTED)
+
     # input
 
     def receive_line(self, raw: bytes) -> Pending | None:
         """Handle one framed line; a coroutine is returned when the handler must wait."""
-        if self.state is State.CLOSING:
+        if self._state is State.CLOSING:
             return None
         if not self._bucket.take():
             self._strike()
@@ -175,11 +283,11 @@ class Session:
             "limit: conn=%d addr=%s line over %d bytes discarded",
             self.peer.conn_id,
             self.peer.address,
-            self.hub.settings.max_line_bytes,
+            self.settings.max_line_bytes,
         )
         if not self._bucket.take():
             self._strike()
-        self.error(texts.LINE_TOO_LONG.format(limit=self.hub.settings.max_line_bytes))
+        self.error(texts.LINE_TOO_LONG.format(limit=self.settings.max_line_bytes))
 
     def _strike(self) -> None:
         self._strikes += 1
@@ -188,16 +296,15 @@ class Session:
                 "limit: conn=%d addr=%s user=%s over the rate limit, requests dropped",
                 self.peer.conn_id,
                 self.peer.address,
-                self.name or "-",
+                self._name or "-",
             )
-        if self._strikes >= self.hub.settings.flood_disconnect_after:
+        if self._strikes >= self.settings.flood_disconnect_after:
             raise AbuseError(f"flooding: {self._strikes} requests in a row over the rate limit")
 
     def dispatch(self, request: Request) -> Pending | None:
-        row = HANDLERS.get(type(request))
-        if row is None or self.state is State.CLOSING:
+        if self._state is State.CLOSING:
             return None
-        handler = row[_COLUMN[self.state]]
+        handler = HANDLERS[type(request)][_COLUMN[self._state]]
         if handler is None:
             self.error(texts.NOT_LOGGED_IN.format(request=WIRE_TYPE[type(request)]))
             return None
@@ -210,21 +317,19 @@ class Session:
     # handlers: each takes the request it is registered for in HANDLERS
 
     def _check_name(self, name: str) -> None:
-        if not is_valid_name(name, self.hub.settings.max_name_chars):
-            raise ClientError(texts.NAME_INVALID.format(limit=self.hub.settings.max_name_chars))
-        if self.hub.is_reserved(name):
+        if not is_valid_name(name, self.settings.max_name_chars):
+            raise ClientError(texts.NAME_INVALID.format(limit=self.settings.max_name_chars))
+        if is_reserved_name(name):
             raise ClientError(texts.NAME_RESERVED.format(name=name))
 
     def _check_password(self, password: str) -> None:
-        if not 0 < len(password) <= self.hub.settings.max_password_chars:
-            raise ClientError(
-                texts.PASSWORD_INVALID.format(limit=self.hub.settings.max_password_chars)
-            )
+        if not 0 < len(password) <= self.settings.max_password_chars:
+            raise ClientError(texts.PASSWORD_INVALID.format(limit=self.settings.max_password_chars))
 
     def on_register(self, request: Register) -> Pending | None:
         self._check_name(request.username)
         self._check_password(request.password)
-        if self.hub.is_online(request.username) or not self.hub.accounts.claim(request.username):
+        if self.hub.is_online(request.username) or not self.accounts.claim(request.username):
             self.error(texts.USERNAME_EXISTS)
             return None
         self.claimed_name = request.username
@@ -233,9 +338,8 @@ class Session:
     async def _register(self, request: Register) -> None:
         self._hold()
         try:
-            accounts = self.hub.accounts
-            outcome = await accounts.complete_registration(request.username, request.password)
-            if outcome == RegisterOutcome.OK:
+            outcome = await self.accounts.complete_registration(request.username, request.password)
+            if outcome is RegisterOutcome.OK:
                 log.info(
                     "registered: user=%s addr=%s conn=%d",
                     request.username,
@@ -252,7 +356,7 @@ class Session:
     def release_claim(self) -> None:
         """Also called on disconnect: the task may be cancelled before it ever ran."""
         if self.claimed_name is not None:
-            self.hub.accounts.release(self.claimed_name)
+            self.accounts.release(self.claimed_name)
             self.claimed_name = None
 
     def on_login(self, request: Login) -> Pending:
@@ -261,17 +365,17 @@ class Session:
     async def _login(self, request: Login) -> None:
         self._hold()
         try:
-            outcome = await self.hub.accounts.authenticate(request.username, request.password)
-            if self.state is State.CLOSING:
+            outcome = await self.accounts.authenticate(request.username, request.password)
+            if self._state is State.CLOSING:
                 return
-            if outcome != LoginOutcome.OK:
+            if outcome is not LoginOutcome.OK:
                 # One fixed format, matched by the shipped fail2ban filter.
                 log.warning(
                     "auth failure: user=%s addr=%s conn=%d reason=%s",
                     loggable(request.username),
                     self.peer.address,
                     self.peer.conn_id,
-                    outcome,
+                    outcome.value,
                 )
                 self.error(texts.LOGIN_FAILED)
                 return
@@ -282,23 +386,30 @@ class Session:
                 self.peer.conn_id,
             )
             self.reply({"type": "login", "status": "ok", "username": request.username})
-            self.hub.log_in(self, request.username)
+            self._enter_hub(request.username, Event.LOGGED_IN)
         finally:
             self._release()
 
     def on_chat_anonymous(self, request: Chat) -> Pending | None:
-        self.hub.make_guest(self, request.requested_name)
+        self._enter_hub(self.hub.guest_name(request.requested_name), Event.FIRST_MESSAGE)
+        log.info("guest: name=%s addr=%s conn=%d", self._name, self.peer.address, self.peer.conn_id)
         return self.on_chat(request)
 
     def on_chat(self, request: Chat) -> Pending | None:
         content = request.content
         if not content.strip():
             return None  # an empty announce makes a guest but is not broadcast
-        limit = self.hub.settings.max_content_chars
+        limit = self.settings.max_content_chars
         if len(content) > limit:
             raise ClientError(texts.CONTENT_TOO_LONG.format(length=len(content), limit=limit))
         if request.private_to is not None:
             self.hub.send_private(self, request.private_to, content)
+            log.debug(
+                "message: conn=%d from=%s private to=%s",
+                self.peer.conn_id,
+                self._name,
+                loggable(request.private_to),
+            )
             return None
         command = SLASH_COMMAND.match(content)
         if command is not None and request.channel is None:
@@ -307,7 +418,11 @@ class Session:
                 return self.hub.join_channel(self, channel, slash_command=True)
             self.hub.leave_channel(self, channel, slash_command=True)
             return None
-        self.hub.send_channel(self, request.channel or DEFAULT_CHANNEL, content)
+        channel = request.channel or DEFAULT_CHANNEL
+        self.hub.send_channel(self, channel, content)
+        log.debug(
+            "message: conn=%d from=%s channel=%s", self.peer.conn_id, self._name, loggable(channel)
+        )
         return None
 
     def on_status(self, request: SetStatus) -> None:
@@ -326,8 +441,24 @@ class Session:
         return 0 < self.requests == self.pings
 
     def on_hello(self, request: Hello) -> None:
-        self.features = frozenset(f for f in request.features if f in FEATURES)
-        self.reply(self.hub.hello_reply(self))
+        self._features = frozenset(f for f in request.features if f in FEATURES)
+        settings = self.settings
+        self.reply(
+            {
+                "type": "hello",
+                "features": sorted(self._features),
+                "available": list(FEATURES),
+                "server": f"classcord/{__version__}",
+                "default_channel": DEFAULT_CHANNEL,
+                "limits": {
+                    "max_line_bytes": settings.max_line_bytes,
+                    "max_content_chars": settings.max_content_chars,
+                    "max_name_chars": settings.max_name_chars,
+                    "rate_per_second": settings.rate_per_second,
+                    "rate_burst": settings.rate_burst,
+                },
+            }
+        )
 
     def on_join(self, request: JoinChannel) -> Pending | None:
         return self.hub.join_channel(self, request.channel)
@@ -338,8 +469,15 @@ class Session:
     def on_channels(self, request: ListChannels) -> None:
         self.reply(self.hub.channels_reply(request.reply_type))
 
-    def on_history(self, request: History) -> Pending:
-        return self.hub.history(self, request)
+    def on_channel_history(self, request: ChannelHistory) -> Pending:
+        return self.hub.channel_history(self, request.channel, request.limit)
+
+    def on_private_history(self, request: PrivateHistory) -> Pending:
+        return self.hub.private_history(self, request.with_user, request.limit)
+
+    def refuse_private_history(self, request: PrivateHistory) -> None:
+        # A guest's conversations end with the guest: they belong to no account.
+        raise ClientError(texts.HISTORY_PRIVATE_NEEDS_LOGIN)
 
     def on_typing(self, request: Typing) -> None:
         self.hub.relay_typing(self, request)
@@ -352,7 +490,7 @@ Handler = Callable[[Session, Any], Pending | None]
 
 _COLUMN: Final = {State.ANONYMOUS: 0, State.GUEST: 1, State.USER: 2}
 
-# The whole state machine. None: answered with "log in first".
+# What each request does in each state. None: answered with "log in first".
 # A chat from an anonymous connection makes it a guest (PROTOCOL-COMPAT: Guests).
 HANDLERS: Final[dict[type, tuple[Handler | None, Handler | None, Handler | None]]] = {
     #              anonymous                     guest                  user
@@ -366,7 +504,13 @@ HANDLERS: Final[dict[type, tuple[Handler | None, Handler | None, Handler | None]
     JoinChannel: (None, Session.on_join, Session.on_join),
     LeaveChannel: (None, Session.on_leave, Session.on_leave),
     ListChannels: (Session.on_channels, Session.on_channels, Session.on_channels),
-    History: (None, Session.on_history, Session.on_history),
+    ChannelHistory: (None, Session.on_channel_history, Session.on_channel_history),
+    PrivateHistory: (None, Session.refuse_private_history, Session.on_private_history),
     Typing: (None, Session.on_typing, Session.on_typing),
     Unknown: (Session.on_unknown, Session.on_unknown, Session.on_unknown),
 }
+
+if set(HANDLERS) != REQUEST_CLASSES:  # pragma: no cover - caught at import, in every test
+    raise InternalError(
+        f"HANDLERS and the request registry differ: {set(HANDLERS) ^ REQUEST_CLASSES}"
+    )

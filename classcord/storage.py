@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TypeVar
 
+from classcord.errors import StorageError
+
 T = TypeVar("T")
 
 SCHEMA_VERSION: Final = 1
@@ -70,10 +72,6 @@ class MessageRecord:
 def private_conversation(first_key: str, second_key: str) -> str:
     low, high = sorted((first_key, second_key))
     return f"@{low}\n{high}"
-
-
-class StorageError(Exception):
-    """The database cannot be opened or used (permissions, corruption, full disk)."""
 
 
 class Storage:

@@ -1,5 +1,12 @@
 """Shared fixtures: settings on a temporary data folder, an in-process server on
-127.0.0.1 port 0, and the skip-or-fail rule for system tests."""
+127.0.0.1 port 0 (composed exactly as ``serve`` composes it), and the skip-or-fail
+rule for system tests.
+
+The tests are grouped by ring (STYLE.md habit 7): ``core/`` is pure and takes
+milliseconds, ``asyncio/`` drives sessions and in-process servers over recording
+peers and loopback sockets, ``e2e/`` runs the real ``python3 -m classcord`` process,
+and ``system/`` needs root, Docker or network namespaces. Helpers live in
+``support/``. ``scripts/test.sh --fast`` runs the first two rings."""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from classcord.cli import start_server
 from classcord.config import Settings
 from classcord.server import ClassCordServer
 
@@ -38,7 +46,6 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def server(settings: Settings) -> AsyncIterator[ClassCordServer]:
-    running = ClassCordServer(settings)
-    await running.start()
+    running = await start_server(settings)
     yield running
     await running.shutdown()

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from .clients import LineClient
-from .process import ServerProcess
+from tests.support.clients import LineClient
+from tests.support.process import ServerProcess
 
 TIMESTAMP = re.compile(rb'"timestamp": "(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6})"')
 ANY_TIME = b'"timestamp": "<T>"'
@@ -265,4 +265,4 @@ def test_every_line_sent_in_this_module_was_logged_without_passwords(
     server: ServerProcess,
 ) -> None:
     assert "guest123" not in server.log
-    assert not Path(server.data_dir / "users.pkl").exists()
+    assert not Path(server.data_path / "users.pkl").exists()

@@ -10,16 +10,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from classcord import texts
+from classcord.config import Settings
+from classcord.errors import AbuseError, ClientError
 from classcord.protocol import (
     LINE_TOO_LONG,
-    AbuseError,
+    ChannelHistory,
     Chat,
-    ClientError,
     FrameEvent,
     Hello,
     LineFramer,
     ListUsers,
     Login,
+    PrivateHistory,
     Register,
     SetStatus,
     Unknown,
@@ -222,7 +224,7 @@ def test_name_rules(name: str, valid: bool) -> None:
     ],
 )
 def test_channel_names(raw: str, canonical: str | None) -> None:
-    assert normalize_channel(raw) == canonical
+    assert normalize_channel(raw, Settings().max_channel_chars) == canonical
 
 
 @pytest.mark.parametrize(
@@ -242,3 +244,13 @@ def test_texts_sent_unformatted_have_no_doubled_braces() -> None:
             if not fields:
                 assert "{{" not in value, name
                 assert "}}" not in value, name
+
+
+def test_history_is_two_requests_because_their_rules_differ() -> None:
+    assert parse_request('{"type": "history", "channel": "#dev", "limit": 5}') == ChannelHistory(
+        "#dev", 5
+    )
+    assert parse_request('{"type": "history"}') == ChannelHistory(None, None)
+    assert parse_request('{"type": "history", "with": "bob"}') == PrivateHistory("bob", None)
+    with pytest.raises(ClientError, match="limit"):
+        parse_request('{"type": "history", "limit": true}')

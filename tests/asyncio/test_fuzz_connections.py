@@ -22,11 +22,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from classcord.cli import start_server
 from classcord.protocol import name_key
 from classcord.server import ClassCordServer, Connection
 from classcord.session import State
-
-from ..conftest import make_settings
+from tests.conftest import make_settings
 
 MAX_LINE = 512  # small limits keep over-long lines cheap to generate...
 ABUSE_LINE = 64 * 1024  # ...and far from the abuse cut-off
@@ -170,7 +170,7 @@ def _lines(out: bytes) -> list[dict[str, Any]]:
 async def _scenario(
     folder: Path, streams: list[list[bytes]], chunk_sizes: list[int], order: list[int]
 ) -> None:
-    server = ClassCordServer(
+    server = await start_server(
         make_settings(
             folder,
             scrypt_n=16,
@@ -180,7 +180,6 @@ async def _scenario(
             abuse_line_bytes=ABUSE_LINE,
         )
     )
-    await server.start()
     catcher = BugCatcher()
     logging.getLogger("classcord").addHandler(catcher)
     try:
@@ -202,7 +201,7 @@ async def _idle(pairs: list[tuple[Connection, FlowControlledTransport]]) -> None
     """Run the loop until no connection has a slow request pending."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + SETTLE_SECONDS
-    while any(c._pending is not None for c, _ in pairs):
+    while any(c.driver.busy for c, _ in pairs):
         assert loop.time() < deadline, "a request never completed"
         await asyncio.sleep(0.001)
     await asyncio.sleep(0)
@@ -259,7 +258,7 @@ async def _drive(
     for session in identified:
         entry = hub.online(session.name)
         assert entry is not None
-        assert session in entry.sessions
+        assert session in entry.members
     keys = [name_key(s.name) for s in identified if s.state is State.GUEST]
     assert len(set(keys)) == len(keys), "two guests share a name"
     for session in identified:
@@ -307,8 +306,7 @@ async def test_race_guest_vs_pending_registration(tmp_path: Path) -> None:
     registered (hashing off the loop), a guest announcing itself as ``alice`` got
     that very name; the registration then succeeded, and once alice logged in, the
     guest shared her entry and read her private messages."""
-    server = ClassCordServer(make_settings(tmp_path / "data", scrypt_n=16, scrypt_r=1))
-    await server.start()
+    server = await start_server(make_settings(tmp_path / "data", scrypt_n=16, scrypt_r=1))
     try:
         owner, owner_transport = _connect(server, 1)
         guest, guest_transport = _connect(server, 2)

@@ -1,4 +1,4 @@
-"""A small asyncio line client for tests, speaking the wire protocol as bytes."""
+"""The one asyncio line client of the tests, speaking the wire protocol as bytes."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ class LineClient:
         self.writer = writer
 
     @classmethod
-    async def connect(cls, port: int, host: str = "127.0.0.1") -> LineClient:
-        reader, writer = await asyncio.open_connection(host, port, limit=1 << 22)
+    async def connect(cls, port: int, host: str = "127.0.0.1", **kwargs: Any) -> LineClient:
+        reader, writer = await asyncio.open_connection(host, port, limit=1 << 22, **kwargs)
         return cls(reader, writer)
 
     async def send_raw(self, data: bytes) -> None:
@@ -34,6 +34,7 @@ class LineClient:
         return line
 
     async def recv(self, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+        """The next line, which must be ASCII JSON (every line the server sends is)."""
         line = await self.recv_raw(timeout)
         assert line.endswith(b"\n")
         line.decode("ascii")  # output must be pure ASCII
@@ -54,6 +55,26 @@ class LineClient:
         except TimeoutError:
             return
         raise AssertionError(f"expected no line, got {line!r}")
+
+    async def lines_until_closed(self, timeout: float = 10.0) -> list[dict[str, Any]] | None:
+        """Every line until the server closes; None if it has not closed in time."""
+        lines: list[dict[str, Any]] = []
+        try:
+            async with asyncio.timeout(timeout):
+                while line := await self.reader.readline():
+                    lines.append(json.loads(line))
+        except TimeoutError:
+            return None
+        except ConnectionResetError:
+            pass
+        return lines
+
+    async def ping_ms(self, timeout: float = DEFAULT_TIMEOUT) -> float:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await self.send({"type": "ping"})
+        await self.recv_type("pong", timeout)
+        return (loop.time() - start) * 1000
 
     async def closed(self, timeout: float = DEFAULT_TIMEOUT) -> bool:
         """True once the server has closed the connection (draining what is left)."""
@@ -76,7 +97,14 @@ class LineClient:
         assert (await self.register(name, password))["status"] == "ok"
         assert (await self.login(name, password))["status"] == "ok"
 
+    async def sign_in(self, name: str, password: str = "secret") -> None:
+        """Register (or find the account already there), then log in."""
+        reply = await self.register(name, password)
+        assert reply.get("status") == "ok" or "already exists" in reply.get("message", ""), reply
+        reply = await self.login(name, password)
+        assert reply == {"type": "login", "status": "ok", "username": name}, reply
+
     async def close(self) -> None:
         self.writer.close()
-        with contextlib.suppress(ConnectionError):
+        with contextlib.suppress(ConnectionError, OSError):
             await self.writer.wait_closed()

@@ -9,10 +9,8 @@ from pathlib import Path
 import pytest
 
 from classcord import texts
-from classcord.protocol import AbuseError
 from classcord.session import HANDLERS, State
-
-from .harness import Harness
+from tests.support.harness import Harness
 
 TS = Harness.timestamp()
 
@@ -152,7 +150,7 @@ async def test_private_to_offline_user_is_kept_and_the_sender_told(harness: Harn
         alice, {"type": "message", "subtype": "private", "to": "bob", "content": "x"}
     )
     assert peer.take() == [error(texts.RECIPIENT_OFFLINE.format(name="bob"))]
-    assert await harness.hub.flush_history() == 1
+    assert await harness.history.flush() == 1
 
 
 async def test_guest_names_never_impersonate(harness: Harness) -> None:
@@ -271,9 +269,10 @@ async def test_rate_limit_answers_then_flooding_closes(tmp_path: Path) -> None:
         h.clock_now += 1.0  # one token back: the session is fine again
         await h.send(session, {"type": "ping"})
         assert peer.take() == [{"type": "pong"}]
-        with pytest.raises(AbuseError, match="flooding"):
-            for _ in range(10):
-                await h.send(session, {"type": "ping"})
+        for _ in range(10):
+            await h.send(session, {"type": "ping"})
+        assert peer.aborted_reason is not None
+        assert "flooding" in peer.aborted_reason
     finally:
         await h.close()
 
@@ -285,13 +284,11 @@ async def test_history_is_recorded_for_global_and_private(harness: Harness) -> N
     await harness.send(
         alice, {"type": "message", "subtype": "private", "to": "bob", "content": "deux"}
     )
-    assert await harness.hub.flush_history() == 2
+    assert await harness.history.flush() == 2
     assert harness.storage.storage.count_messages() == 2
 
 
-def test_the_handler_table_covers_every_request_and_state() -> None:
-    for row in HANDLERS.values():
-        assert len(row) == 3
+def test_anonymous_connections_may_do_what_legacy_clients_do_before_login() -> None:
     anonymous_allowed = {kind.__name__ for kind, row in HANDLERS.items() if row[0] is not None}
     assert {"Register", "Login", "Chat", "ListUsers", "Ping"} <= anonymous_allowed
 

@@ -9,9 +9,9 @@ import socket
 import time
 
 from classcord import texts
-from tests.process import free_port
+from tests.support.clients import LineClient
 
-from .conftest import RawClient, Spawn
+from .conftest import Spawn
 
 SHUTDOWN_TIMEOUT_S = 2.0
 # Exit may take the deadline plus the final flush and interpreter exit.
@@ -35,13 +35,13 @@ async def test_sigterm_notifies_everyone_and_exits_within_the_deadline(spawn: Sp
         "--rate-per-second", "100000", "--rate-burst", "100000",
         "--send-queue-bytes", str(64 * 1024 * 1024),
     )  # fmt: skip
-    alice, bob = await RawClient.connect(server.port), await RawClient.connect(server.port)
-    await alice.login("alice")
-    await bob.login("bob")
-    guest = await RawClient.connect(server.port)
+    alice, bob = await LineClient.connect(server.port), await LineClient.connect(server.port)
+    await alice.sign_in("alice")
+    await bob.sign_in("bob")
+    guest = await LineClient.connect(server.port)
     await guest.send({"type": "message", "subtype": "global", "content": "", "from": "g"})
     await guest.ping_ms()
-    anonymous = await RawClient.connect(server.port)
+    anonymous = await LineClient.connect(server.port)
     await anonymous.ping_ms()
 
     # A logged-in reader that stopped reading, with megabytes waiting for it: it can
@@ -50,8 +50,8 @@ async def test_sigterm_notifies_everyone_and_exits_within_the_deadline(spawn: Sp
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
-    stalled = RawClient(*await asyncio.open_connection(sock=sock))
-    await stalled.login("stalled")
+    stalled = LineClient(*await asyncio.open_connection(sock=sock))
+    await stalled.sign_in("stalled")
     stalled.writer.transport.pause_reading()  # type: ignore[attr-defined]
     big = "x" * 1900
     for _ in range(4000):  # ~8 MB towards "stalled", more than the kernel buffers hold
@@ -59,7 +59,7 @@ async def test_sigterm_notifies_everyone_and_exits_within_the_deadline(spawn: Sp
             b'{"type": "message", "subtype": "global", "content": "%s"}\n' % big.encode()
         )
     await alice.writer.drain()
-    await alice.ping_ms(seconds=30)  # the server has handled the burst
+    await alice.ping_ms(30)  # the server has handled the burst
 
     started = time.monotonic()
     server.signal(signal.SIGTERM)
@@ -75,9 +75,9 @@ async def test_sigterm_notifies_everyone_and_exits_within_the_deadline(spawn: Sp
 
 
 async def test_restart_on_the_same_port_right_after_a_stop(spawn: Spawn) -> None:
-    port = free_port()
-    first = spawn(port=port)
-    clients = [await RawClient.connect(port) for _ in range(5)]
+    first = spawn()
+    port = first.port
+    clients = [await LineClient.connect(port) for _ in range(5)]
     await clients[0].login("alice")
     for client in clients:
         await client.ping_ms()
@@ -87,8 +87,8 @@ async def test_restart_on_the_same_port_right_after_a_stop(spawn: Spawn) -> None
         await client.close()
     second = spawn(port=port)  # raises if the port is refused ("address in use")
     assert second.port == port
-    client = await RawClient.connect(port)
-    await client.login("alice")
+    client = await LineClient.connect(port)
+    await client.sign_in("alice")
     await client.close()
     second.signal(signal.SIGTERM)
     assert second.wait(10) == 0

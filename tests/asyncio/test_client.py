@@ -26,9 +26,8 @@ from classcord.client.guest import guest_name
 from classcord.client.pacing import Pacer
 from classcord.client.timestamps import clock
 from classcord.server import ClassCordServer
-
-from .clients import LineClient
-from .process import ServerProcess, free_port
+from tests.support.clients import LineClient
+from tests.support.process import ServerProcess, refused_port
 
 Step = str | Callable[[], Awaitable[object]]
 
@@ -438,7 +437,8 @@ async def test_server_shutdown_ends_the_client_with_code_1(server: ClassCordServ
 
 
 async def test_cannot_connect_is_a_clear_error() -> None:
-    console, code = await chat(free_port(), "/quit")
+    with refused_port() as port:
+        console, code = await chat(port, "/quit")
     assert code == 1
     (warning,) = console.warned
     assert "impossible de se connecter à 127.0.0.1:" in warning
@@ -564,7 +564,8 @@ async def test_client_help_and_refused_connection() -> None:
     code, out, _ = await run_client(0, b"", "--help")
     assert code == 0
     assert "--raw" in out
-    code, out, err = await run_client(free_port(), b"/quit\n")
+    with refused_port() as port:
+        code, out, err = await run_client(port, b"/quit\n")
     assert code == 1
     assert "impossible de se connecter" in err
 

@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import random
 
-from .conftest import RawClient, Spawn, rss_mb
+from tests.support.clients import LineClient
+
+from .conftest import Spawn, rss_mb
 
 # What "the others don't notice" means here: a ping answered this fast (generous
 # for a shared CI machine; an event loop blocked by the abuse takes seconds).
@@ -18,15 +20,15 @@ LINE_LIMIT = 16_384  # default --max-line-bytes
 ABUSE_LIMIT = 1_048_576  # default --abuse-line-bytes
 
 
-async def _bystanders(port: int) -> tuple[RawClient, RawClient]:
-    alice, bob = await RawClient.connect(port), await RawClient.connect(port)
-    await alice.login("alice")
-    await bob.login("bob")
+async def _bystanders(port: int) -> tuple[LineClient, LineClient]:
+    alice, bob = await LineClient.connect(port), await LineClient.connect(port)
+    await alice.sign_in("alice")
+    await bob.sign_in("bob")
     await alice.recv_type("status")  # bob online
     return alice, bob
 
 
-async def _others_fine(alice: RawClient, bob: RawClient, tag: str) -> None:
+async def _others_fine(alice: LineClient, bob: LineClient, tag: str) -> None:
     assert await alice.ping_ms() < OTHERS_PING_MS
     await alice.send({"type": "message", "subtype": "global", "content": tag})
     got = await bob.recv_type("message")
@@ -37,7 +39,7 @@ async def test_endless_line_gets_one_error_then_is_cut_off(spawn: Spawn) -> None
     server = spawn()
     alice, bob = await _bystanders(server.port)
     before = rss_mb(server)
-    abuser = await RawClient.connect(server.port)
+    abuser = await LineClient.connect(server.port)
     chunk = b"A" * 65_536
     sent = 0
     try:
@@ -62,7 +64,7 @@ async def test_endless_line_gets_one_error_then_is_cut_off(spawn: Spawn) -> None
 
 async def test_overlong_line_is_answered_and_the_session_continues(spawn: Spawn) -> None:
     server = spawn()
-    client = await RawClient.connect(server.port)
+    client = await LineClient.connect(server.port)
     await client.send_raw(b'{"type": "message", "content": "' + b"x" * (4 * LINE_LIMIT) + b'"}\n')
     error = await client.recv()
     assert error["type"] == "error"
@@ -75,7 +77,7 @@ async def test_binary_garbage_gets_error_lines_and_keeps_the_connection(spawn: S
     server = spawn()
     alice, bob = await _bystanders(server.port)
     rng = random.Random(6)
-    client = await RawClient.connect(server.port)
+    client = await LineClient.connect(server.port)
     # 40 lines of random bytes (every byte value, \r and NUL included): under the
     # rate burst, so this is bad input, not abuse.
     lines = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))) for _ in range(40)]
@@ -97,8 +99,8 @@ async def test_binary_garbage_gets_error_lines_and_keeps_the_connection(spawn: S
 async def test_flood_past_the_rate_limit_is_cut_off_and_others_are_spared(spawn: Spawn) -> None:
     server = spawn()  # default limits: 20/s, burst 60, cut after 200 rejected in a row
     alice, bob = await _bystanders(server.port)
-    flooder = await RawClient.connect(server.port)
-    await flooder.login("flooder")
+    flooder = await LineClient.connect(server.port)
+    await flooder.sign_in("flooder")
     await alice.recv_type("status")
     await bob.recv_type("status")
     flood = b"".join(
@@ -115,7 +117,7 @@ async def test_flood_past_the_rate_limit_is_cut_off_and_others_are_spared(spawn:
     # bob saw at most the burst (plus what the rate refilled), then flooder going offline
     seen = 0
     while True:
-        got = await bob.recv(seconds=5)
+        got = await bob.recv(5)
         if got["type"] == "status" and got["user"] == "flooder":
             assert got["state"] == "offline"
             break
@@ -132,7 +134,7 @@ async def test_a_thousand_slow_connections_dribbling_bytes(spawn: Spawn) -> None
     server = spawn("--max-connections-per-address", "2000", "--max-connections", "2000")
     alice, bob = await _bystanders(server.port)
     before = rss_mb(server)
-    slow = await asyncio.gather(*(RawClient.connect(server.port) for _ in range(count)))
+    slow = await asyncio.gather(*(LineClient.connect(server.port) for _ in range(count)))
     request = b'{"type": "ping"}\n'
     pings: list[float] = []
 
@@ -145,7 +147,7 @@ async def test_a_thousand_slow_connections_dribbling_bytes(spawn: Spawn) -> None
             await asyncio.sleep(0.05)
 
     await dribble_all()
-    replies = await asyncio.gather(*(c.recv(seconds=15) for c in slow))
+    replies = await asyncio.gather(*(c.recv(15) for c in slow))
     assert all(r == {"type": "pong"} for r in replies)
     assert max(pings) < OTHERS_PING_MS, pings
     assert rss_mb(server) - before < GROWTH_MB

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from classcord import admin, texts
+from classcord import admin_client, texts
+from classcord.cli import start_server
 from classcord.server import ClassCordServer
-
-from .clients import LineClient
-from .conftest import make_settings
+from tests.conftest import make_settings
+from tests.support.clients import LineClient
 
 
 async def connected(
@@ -85,8 +85,7 @@ async def test_channel_errors_keep_the_session(server: ClassCordServer) -> None:
 
 
 async def test_channel_allowlist(tmp_path: Path) -> None:
-    server = ClassCordServer(make_settings(tmp_path / "d", channel_allowlist="#dev,#reseau"))
-    await server.start()
+    server = await start_server(make_settings(tmp_path / "d", channel_allowlist="#dev,#reseau"))
     try:
         alice = await connected(server, "alice")
         await alice.send({"type": "join_channel", "channel": "#jeux"})
@@ -165,7 +164,7 @@ async def test_hello_grants_known_features_and_system_notices(server: ClassCordS
     waiting_at_login = await LineClient.connect(server.port)
     await drain(modern)
     notified = await asyncio.to_thread(
-        admin.request, server.settings.admin_socket_path, "say", ["Pause de 10 minutes"]
+        admin_client.request, server.settings.admin_socket_path, "say", ["Pause de 10 minutes"]
     )
     assert notified == {"ok": True, "result": {"notified": 2}}
     system = await modern.recv_type("system")
@@ -214,7 +213,7 @@ async def test_admin_socket_is_owner_only_and_answers_commands(server: ClassCord
     alice = await connected(server, "alice")
 
     async def call(command: str, *args: str) -> dict[str, Any]:
-        return await asyncio.to_thread(admin.request, path, command, list(args))
+        return await asyncio.to_thread(admin_client.request, path, command, list(args))
 
     who = await call("who")
     assert [row["name"] for row in who["result"]] == ["alice"]
@@ -242,11 +241,11 @@ def test_admin_command_line(
     server_process_port: tuple[Path, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
     data_dir, _port = server_process_port
-    assert admin.run(admin_args(data_dir, "stats")) == 0
+    assert admin_client.run(admin_args(data_dir, "stats")) == 0
     assert "connections: 0" in capsys.readouterr().out
-    assert admin.run(admin_args(data_dir, "kick", "ghost")) == 1
+    assert admin_client.run(admin_args(data_dir, "kick", "ghost")) == 1
     assert "ghost is not online" in capsys.readouterr().err
-    assert admin.run(admin_args(data_dir / "elsewhere", "who")) == 1
+    assert admin_client.run(admin_args(data_dir / "elsewhere", "who")) == 1
     assert "cannot reach the server" in capsys.readouterr().err
 
 
@@ -254,15 +253,15 @@ def admin_args(data_dir: Path, command: str, *args: str) -> Any:
     import argparse
 
     parser = argparse.ArgumentParser()
-    admin.add_arguments(parser)
+    admin_client.add_arguments(parser)
     return parser.parse_args([command, *args, "--data-dir", str(data_dir)])
 
 
 @pytest.fixture
 def server_process_port(tmp_path: Path) -> Any:
-    from .process import ServerProcess
+    from tests.support.process import ServerProcess
 
     running = ServerProcess(tmp_path / "data").start()
-    yield running.data_dir, running.port
+    yield running.data_path, running.port
     assert running.terminate() == 0
-    assert not (running.data_dir / "admin.sock").exists()
+    assert not (running.data_path / "admin.sock").exists()

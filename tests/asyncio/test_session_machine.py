@@ -15,8 +15,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from classcord.protocol import name_key
 from classcord.session import Session, State
-
-from .harness import Harness, RecordingPeer
+from tests.support.harness import Harness, RecordingPeer
 
 NAMES = st.sampled_from(["alice", "Alice", "bob", "invité", "Serveur", "zoé", ""])
 REQUESTS = st.one_of(
@@ -104,7 +103,7 @@ class SessionMachine(RuleBasedStateMachine):
         for session in identified:
             entry = hub.online(session.name)
             assert entry is not None
-            assert session in entry.sessions
+            assert session in entry.members
             assert "#general" in session.channels
         guests = [s.name for s in identified if s.state is State.GUEST]
         assert len({name_key(g) for g in guests}) == len(guests)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from classcord.protocol import name_key
 from classcord.storage import Storage
-from tests.process import free_port
+from tests.support.clients import LineClient
 
-from .conftest import RawClient, Spawn
+from .conftest import Spawn
 
 FLUSH_MS = 200
 # Scheduling slack on a busy machine on top of the flush interval: a message seen
@@ -24,23 +24,23 @@ SEND_INTERVAL_S = 0.004
 
 
 async def test_kill_9_under_load_loses_nothing_acknowledged(spawn: Spawn, tmp_path: Path) -> None:
-    port = free_port()
     data_dir = tmp_path / "data"
     flags = ("--history-flush-ms", str(FLUSH_MS), "--rate-per-second", "10000",
              "--rate-burst", "10000")  # fmt: skip
-    server = spawn(*flags, port=port, data_dir=data_dir)
+    server = spawn(*flags, data_dir=data_dir)
+    port = server.port
     loop = asyncio.get_running_loop()
 
     acknowledged: list[str] = []
     seen_at: dict[str, float] = {}
     sent: list[str] = []
 
-    sender, observer = await RawClient.connect(port), await RawClient.connect(port)
-    await sender.login("sender")
-    await observer.login("observer")
+    sender, observer = await LineClient.connect(port), await LineClient.connect(port)
+    await sender.sign_in("sender")
+    await observer.sign_in("observer")
 
     async def register_forever(k: int) -> None:
-        client = await RawClient.connect(port)
+        client = await LineClient.connect(port)
         try:
             for i in range(100_000):
                 name = f"r{k}x{i}"
@@ -64,7 +64,7 @@ async def test_kill_9_under_load_loses_nothing_acknowledged(spawn: Spawn, tmp_pa
     async def observe_forever() -> None:
         with contextlib.suppress(ConnectionError, OSError, TimeoutError, ValueError):
             while True:
-                got = await observer.recv(seconds=30)
+                got = await observer.recv(30)
                 if got.get("type") == "message":
                     seen_at[got["content"]] = loop.time()
 
@@ -97,7 +97,7 @@ async def test_kill_9_under_load_loses_nothing_acknowledged(spawn: Spawn, tmp_pa
 
     # The same port is free again at once, and the accounts work.
     restarted = spawn(port=port, data_dir=data_dir)
-    client = await RawClient.connect(restarted.port)
+    client = await LineClient.connect(restarted.port)
     for name in acknowledged[:: max(1, len(acknowledged) // 20)]:
         await client.send({"type": "login", "username": name, "password": "pw"})
         assert (await client.recv()) == {"type": "login", "status": "ok", "username": name}

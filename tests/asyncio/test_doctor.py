@@ -39,7 +39,7 @@ from classcord.doctor.listeners import find_listeners, parse_proc_net_tcp
 from classcord.doctor.network import detect_mode, parse_ip_addr_json
 from classcord.doctor.report import render_text
 from classcord.doctor.roundtrip import parse_target, round_trip
-from tests.process import ServerProcess
+from tests.support.process import ServerProcess
 
 LAN = ipaddress.IPv4Network("10.0.108.0/24")
 PORT = 12345

@@ -1,5 +1,5 @@
-"""Ring 2 harness: real sessions, hub, accounts and storage; a recording peer
-instead of a socket."""
+"""Ring 2 harness: real sessions, hub, accounts and storage, driven by the server's
+own request driver; a recording peer instead of a socket."""
 
 from __future__ import annotations
 
@@ -10,22 +10,29 @@ from typing import Any
 
 from classcord.accounts import Accounts
 from classcord.config import Settings
+from classcord.driver import RequestDriver
+from classcord.history import History
 from classcord.hub import Hub
-from classcord.protocol import LINE_TOO_LONG, LineFramer
+from classcord.protocol import LineFramer
 from classcord.session import Session
 from classcord.storage import Storage, StorageWorker
-
-from .conftest import make_settings
+from tests.conftest import make_settings
 
 _ids = itertools.count(1)
 
+TIMESTAMP = "2025-06-20T14:52:43.123456"
+
 
 class RecordingPeer:
+    """The connection side of a session (``Peer``) and of its driver (``Reader``)."""
+
     def __init__(self, address: str = "10.0.2.2") -> None:
         self._conn_id = next(_ids)
         self._address = address
         self.sent: list[bytes] = []
         self.closed_reason: str | None = None
+        self.aborted_reason: str | None = None
+        self.paused = False
 
     @property
     def conn_id(self) -> int:
@@ -35,12 +42,25 @@ class RecordingPeer:
     def address(self) -> str:
         return self._address
 
+    @property
+    def closed(self) -> bool:
+        return self.closed_reason is not None or self.aborted_reason is not None
+
     def send(self, data: bytes) -> None:
         assert self.closed_reason is None, "sent after close"
         self.sent.append(data)
 
     def close(self, reason: str) -> None:
         self.closed_reason = reason
+
+    def abort(self, reason: str) -> None:
+        self.aborted_reason = reason
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
 
     def queued_bytes(self) -> int:
         return 0
@@ -58,38 +78,35 @@ class Harness:
         self.storage = StorageWorker(Storage(self.settings.database_path))
         self.clock_now = 1000.0
         self.accounts = Accounts(self.settings, self.storage, clock=self.clock)
-        self.hub = Hub(self.settings, self.accounts, self.storage, timestamp=self.timestamp)
-        self.framers: dict[Session, LineFramer] = {}
+        self.history = History(self.storage)
+        self.hub = Hub(self.settings, self.accounts, self.history, timestamp=self.timestamp)
+        self.drivers: dict[Session, RequestDriver] = {}
 
     def clock(self) -> float:
         return self.clock_now
 
     @staticmethod
     def timestamp() -> str:
-        return "2025-06-20T14:52:43.123456"
+        return TIMESTAMP
 
     def connect(self, address: str = "10.0.2.2") -> tuple[Session, RecordingPeer]:
         peer = RecordingPeer(address)
-        session = Session(peer, self.hub, clock=self.clock)
-        self.hub.connect(session)
-        self.framers[session] = LineFramer(
-            self.settings.max_line_bytes, self.settings.abuse_line_bytes
+        session = Session(
+            peer, self.hub, self.accounts, self.settings, clock=self.clock, timestamp=self.timestamp
         )
+        framer = LineFramer(self.settings.max_line_bytes, self.settings.abuse_line_bytes)
+        self.drivers[session] = RequestDriver(session, peer, framer)
         return session, peer
 
     def disconnect(self, session: Session) -> None:
-        self.hub.disconnect(session)
+        self.drivers.pop(session).cancel()
+        session.disconnected()
 
     async def feed(self, session: Session, data: bytes) -> None:
-        """Bytes as the I/O layer would hand them over, awaiting slow handlers in order."""
-        for event in self.framers[session].feed(data):
-            if event is LINE_TOO_LONG:
-                session.line_too_long()
-                continue
-            assert isinstance(event, bytes)
-            pending = session.receive_line(event)
-            if pending is not None:
-                await pending
+        """Bytes as the connection hands them over; returns once all are handled."""
+        driver = self.drivers[session]
+        driver.feed(data)
+        await driver.idle()
 
     async def send(self, session: Session, obj: dict[str, Any]) -> None:
         await self.feed(session, json.dumps(obj).encode() + b"\n")
@@ -106,6 +123,6 @@ class Harness:
         return session, peer
 
     async def close(self) -> None:
-        await self.hub.flush_history()
+        await self.history.flush()
         await self.storage.close()
         self.accounts.close()

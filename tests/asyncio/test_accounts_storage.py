@@ -11,14 +11,15 @@ import pytest
 from classcord.accounts import (
     LoginOutcome,
     LoginThrottle,
+    RegisterOutcome,
     ScryptParams,
     hash_params,
     hash_password,
     verify_password,
 )
-from classcord.storage import SCHEMA_VERSION, MessageRecord, Storage, StorageError
-
-from .harness import Harness
+from classcord.errors import StorageError
+from classcord.storage import SCHEMA_VERSION, MessageRecord, Storage
+from tests.support.harness import Harness
 
 FAST = ScryptParams(1024, 8, 1)
 
@@ -51,7 +52,7 @@ def test_throttle_locks_then_forgets() -> None:
 async def test_raised_parameters_upgrade_the_hash_at_next_login(tmp_path: Path) -> None:
     old = Harness(tmp_path, scrypt_n=1024)
     await old.accounts.load()
-    assert await old.accounts.register("alice", "pw") == "ok"
+    assert await old.accounts.register("alice", "pw") is RegisterOutcome.OK
     await old.close()
     new = Harness(tmp_path, scrypt_n=2048)
     await new.accounts.load()

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from classcord import texts
+from classcord.cli import start_server
 from classcord.server import ClassCordServer, Connection
-
-from .clients import LineClient
-from .conftest import make_settings
+from tests.conftest import make_settings
+from tests.support.clients import LineClient
 
 
 class RecordingTransport(asyncio.Transport):
@@ -75,9 +75,7 @@ async def test_a_client_that_caught_up_is_not_cut_off_for_its_old_backlog(
 
 
 async def start(tmp_path: Path, **changes: Any) -> ClassCordServer:
-    server = ClassCordServer(make_settings(tmp_path / "data", **changes))
-    await server.start()
-    return server
+    return await start_server(make_settings(tmp_path / "data", **changes))
 
 
 async def test_chat_over_sockets_with_split_utf8_and_crlf(server: ClassCordServer) -> None:

@@ -1,0 +1,82 @@
+"""The ``classcord admin`` command: one request to the running server's admin socket.
+
+See ``admin.py`` for the server side and why the socket is owner-only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from classcord.admin import COMMANDS
+from classcord.config import settings_from
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("command", choices=COMMANDS, help="what to do")
+    parser.add_argument(
+        "args", nargs="*", help="USER [REASON] for kick, USER for ban, TEXT for say"
+    )
+    parser.add_argument("--data-dir", default=None, help="data folder [CLASSCORD_DATA_DIR or data]")
+    parser.add_argument(
+        "--socket", type=Path, default=None, help="admin socket [DATA_DIR/admin.sock]"
+    )
+    parser.add_argument("--json", action="store_true", help="print the raw JSON reply")
+
+
+def request(path: Path, command: str, args: list[str], timeout: float = 10.0) -> dict[str, Any]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(json.dumps({"command": command, "args": args}).encode() + b"\n")
+        with sock.makefile("rb") as reader:
+            reply = json.loads(reader.readline())
+    if not isinstance(reply, dict):
+        raise ValueError("unexpected reply from the admin socket")
+    return reply
+
+
+def run(args: argparse.Namespace) -> int:
+    path = args.socket or settings_from({"data_dir": args.data_dir}).admin_socket_path
+    try:
+        reply = request(path, args.command, args.args)
+    except (OSError, ValueError) as exc:
+        print(
+            f"classcord admin: cannot reach the server at {path}: {exc}\n"
+            "Is it running, with the same data folder, and are you the user running it?",
+            file=sys.stderr,
+        )
+        return 1
+    if args.json:
+        print(json.dumps(reply, indent=2, ensure_ascii=False))
+    elif not reply.get("ok"):
+        print(f"classcord admin: {reply.get('error')}", file=sys.stderr)
+    else:
+        print(_human(args.command, reply["result"]))
+    return 0 if reply.get("ok") else 1
+
+
+def _human(command: str, result: Any) -> str:
+    if command == "who":
+        if not result:
+            return "nobody is connected"
+        lines = [f"{'conn':>5}  {'name':<20} {'kind':<9} {'state':<9} {'address':<15} since"]
+        for row in result:
+            lines.append(
+                f"{row['conn']:>5}  {row['name'] or '-':<20} {row['kind']:<9} "
+                f"{row['state'] or '-':<9} {row['address']:<15} {row['since']}  "
+                f"{' '.join(row['channels'])}"
+            )
+        return "\n".join(lines)
+    if command == "channels":
+        return "\n".join(
+            f"{row['channel']:<20} {len(row['members']):>4}  {', '.join(row['members'])}"
+            for row in result
+        )
+    if isinstance(result, dict):
+        return "\n".join(f"{key}: {value}" for key, value in result.items())
+    return str(result)
