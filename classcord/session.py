@@ -333,10 +333,10 @@ class Session:
             self.error(texts.USERNAME_EXISTS)
             return None
         self.claimed_name = request.username
+        self._hold()
         return self._register(request)
 
     async def _register(self, request: Register) -> None:
-        self._hold()
         try:
             outcome = await self.accounts.complete_registration(request.username, request.password)
             if outcome is RegisterOutcome.OK:
@@ -360,10 +360,12 @@ class Session:
             self.claimed_name = None
 
     def on_login(self, request: Login) -> Pending:
+        # Held now, not when the coroutine first runs: a push that arrives in
+        # between must still come after the reply.
+        self._hold()
         return self._login(request)
 
     async def _login(self, request: Login) -> None:
-        self._hold()
         try:
             outcome = await self.accounts.authenticate(request.username, request.password)
             if self._state is State.CLOSING:
