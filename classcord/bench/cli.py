@@ -22,6 +22,8 @@ from classcord.bench.spawn import (
     KINDS,
     ServerProcess,
     ServerStartError,
+    is_valid_kind,
+    split_kind,
 )
 
 Json = dict[str, Any]
@@ -84,7 +86,9 @@ def _common(p: argparse.ArgumentParser, d: dict[str, Any]) -> None:
         "--spawn",
         default="classcord",
         help="servers to start on 127.0.0.1, one run each in this order: "
-        "classcord, baseline or classcord,baseline (default: classcord)",
+        "classcord, baseline or classcord,baseline (default: classcord); "
+        "classcord@DIR runs ClassCord from the source tree DIR (e.g. a worktree of "
+        "an earlier commit) beside the current one",
     )
     target.add_argument("--host", default="127.0.0.1", help="with --port: attach to this host")
     target.add_argument("--port", type=int, default=0, help="attach to a running server instead")
@@ -195,7 +199,7 @@ def options_from(args: argparse.Namespace) -> Options:
 
 
 def server_flags(kind: str, opts: Options, args: argparse.Namespace) -> list[str]:
-    if kind != "classcord":
+    if split_kind(kind)[0] != "classcord":
         return []
     flags = list(BENCH_SERVER_FLAGS)
     if opts.scenario != "storm" and not args.default_hashing:
@@ -255,9 +259,13 @@ def run(args: argparse.Namespace) -> int:
         kinds = ["attached"]
     else:
         kinds = [k.strip() for k in args.spawn.split(",") if k.strip()]
-        unknown = [k for k in kinds if k not in KINDS]
+        unknown = [k for k in kinds if not is_valid_kind(k)]
         if unknown or not kinds:
-            print(f"bench: --spawn takes {', '.join(KINDS)}; got {args.spawn!r}", file=sys.stderr)
+            print(
+                f"bench: --spawn takes {', '.join(KINDS)} or classcord@DIR (a source tree); "
+                f"got {args.spawn!r}",
+                file=sys.stderr,
+            )
             return 2
     soft, hard = raise_nofile_limit()
     if soft < opts.clients + 100:

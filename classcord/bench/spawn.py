@@ -23,6 +23,9 @@ READY_TIMEOUT: Final = 30.0
 STOP_TIMEOUT: Final = 15.0
 POLL_INTERVAL: Final = 0.02
 KINDS: Final = ("classcord", "baseline")
+# ``classcord@DIR``: ClassCord from another source tree (a checkout of an earlier
+# commit), so that a change is measured side by side with what it replaces.
+SOURCE_SEPARATOR: Final = "@"
 
 # Limits a benchmark must lift on ClassCord: the defaults suit people, not a load
 # generator that sends hundreds of messages a second from one address.
@@ -44,10 +47,24 @@ def package_root() -> str:
     return str(Path(__file__).resolve().parent.parent.parent)
 
 
-def child_env() -> dict[str, str]:
+def split_kind(kind: str) -> tuple[str, str | None]:
+    """``classcord@/tmp/before`` gives ("classcord", "/tmp/before")."""
+    base, _, source = kind.partition(SOURCE_SEPARATOR)
+    return base, source or None
+
+
+def is_valid_kind(kind: str) -> bool:
+    base, source = split_kind(kind)
+    if source is not None:
+        return base == "classcord" and (Path(source) / "classcord" / "__main__.py").is_file()
+    return base in KINDS
+
+
+def child_env(source: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     path = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = package_root() + (os.pathsep + path if path else "")
+    root = str(Path(source).resolve()) if source else package_root()
+    env["PYTHONPATH"] = root + (os.pathsep + path if path else "")
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("PYTHONASYNCIODEBUG", None)  # debug mode would measure the debugger
     return env
@@ -56,6 +73,7 @@ def child_env() -> dict[str, str]:
 def server_command(
     kind: str, host: str, port: int, data_dir: str, extra: Sequence[str] = ()
 ) -> list[str]:
+    kind, _source = split_kind(kind)
     if kind == "classcord":
         return [
             sys.executable, "-m", "classcord", "serve",
@@ -87,12 +105,12 @@ class ServerProcess:
         self.requested_port = port
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix=f"classcord-{kind}-")
+            self._tmp = tempfile.TemporaryDirectory(prefix=f"classcord-{split_kind(kind)[0]}-")
             data_dir = self._tmp.name
         self.data_dir = data_dir
         self.extra_args = tuple(extra_args)
-        self.env = child_env() if env is None else env
-        self.log_path = Path(data_dir) / f"{kind}-server.log"
+        self.env = child_env(split_kind(kind)[1]) if env is None else env
+        self.log_path = Path(data_dir) / f"{split_kind(kind)[0]}-server.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.ready_seconds = 0.0
