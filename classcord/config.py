@@ -46,6 +46,11 @@ class Settings:
         "", "comma-separated channels users may join (empty: any valid name creates one)"
     )
     max_channel_chars: int = _setting(32, "longest channel name in characters, without #", 1)
+    max_channels: int = _setting(200, "channels on the server at once, #general included", 1)
+    max_channels_per_member: int = _setting(20, "channels one connection may be in at once", 1)
+    channels_list_max: int = _setting(
+        100, "channels a channel list shows at most (the most populated first)", 1
+    )
     history_default_limit: int = _setting(
         50, "messages a history request returns when it names no limit", 1
     )
@@ -61,7 +66,10 @@ class Settings:
         16_384, "longest request line in bytes; longer lines get an error", 256
     )
     abuse_line_bytes: int = _setting(
-        1_048_576, "a single line this long closes the connection (abuse)", 256
+        67_108_864,
+        "a single line this long is endless input and closes the connection"
+        " (a long paste only gets the line-too-long error)",
+        256,
     )
     max_content_chars: int = _setting(2_000, "longest message content in characters", 1)
     max_name_chars: int = _setting(64, "longest user or guest name in characters", 1)
@@ -70,7 +78,22 @@ class Settings:
     rate_per_second: float = _setting(20.0, "requests per second a connection may sustain", 0.001)
     rate_burst: int = _setting(60, "requests a connection may send at once before limiting", 1)
     flood_disconnect_after: int = _setting(
-        200, "rejected requests in a row (over the rate) before the connection is closed", 1
+        200,
+        "requests rejected over the rate, with no pause of flood-window-seconds between"
+        " two of them, before the connection is closed (sustained flooding)",
+        1,
+    )
+    flood_window_seconds: float = _setting(
+        10.0, "a pause this long without a rejected request ends a flooding episode", 0.1
+    )
+    cut_off_grace_seconds: float = _setting(
+        2.0, "seconds a client cut off for abuse has to read why before the reset", 0
+    )
+    pending_input_bytes: int = _setting(
+        65_536, "unread bytes one connection may have waiting behind a slow request", 1024
+    )
+    lines_per_turn: int = _setting(
+        64, "lines of one connection handled before the others get a turn", 1
     )
     # Output
     send_queue_bytes: int = _setting(
@@ -80,6 +103,9 @@ class Settings:
     max_connections: int = _setting(2_000, "connections in total", 1)
     max_connections_per_address: int = _setting(
         1_000, "connections from one address (high: behind NAT a whole class shares one)", 1
+    )
+    silent_connection_timeout: float = _setting(
+        900.0, "seconds a connection that never sends a byte is kept (login screens wait)", 1
     )
     tcp_keepalive: bool = _setting(True, "enable TCP keepalive probes on client sockets")
     keepalive_idle_seconds: int = _setting(

@@ -4,6 +4,8 @@ The blame decides what happens, so it is the first level of the tree::
 
     ClassCordError
     ├── ClientError            a client's mistake: one error line, the session goes on
+    │   └── RecipientUnavailable   a private message to nobody online (a legacy
+    │                              client gets it as a private notice from Serveur)
     ├── AbuseError             a limit breached by abuse: the connection is closed,
     │                          the log says why
     ├── OperatorError          the person running the server got something wrong:
@@ -34,6 +36,10 @@ class ClientError(ClassCordError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class RecipientUnavailable(ClientError):
+    """A private message whose recipient is offline or unknown."""
 
 
 class AbuseError(ClassCordError):

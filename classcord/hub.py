@@ -32,14 +32,14 @@ from typing import Any, Protocol
 
 from classcord import texts
 from classcord.config import Settings
-from classcord.errors import ClientError
+from classcord.errors import ClientError, RecipientUnavailable
 from classcord.history import History, PendingHistory
+from classcord.identity import is_reserved_for_guests
 from classcord.protocol import (
     DEFAULT_CHANNEL,
     Typing,
     chat_reply,
     encode,
-    is_reserved_name,
     is_valid_name,
     name_key,
     normalize_channel,
@@ -133,7 +133,9 @@ class Hub:
         return len(self._names)
 
     def _name_taken(self, name: str) -> bool:
-        return is_reserved_name(name) or self.is_online(name) or self.directory.is_claimed(name)
+        return (
+            is_reserved_for_guests(name) or self.is_online(name) or self.directory.is_claimed(name)
+        )
 
     def guest_name(self, requested: str | None) -> str:
         """The requested name if free, else the first free ``name_2``, ``name_3``...:
@@ -254,8 +256,9 @@ class Hub:
 
     def send_private(self, member: Member, to: str, content: str) -> None:
         target = self.online(to)
-        if target is None and not self.directory.is_registered(to):
-            raise ClientError(texts.UNKNOWN_RECIPIENT.format(name=to))
+        registered = self.directory.is_registered(to)
+        if target is None and not registered:
+            raise RecipientUnavailable(texts.UNKNOWN_RECIPIENT.format(name=to))
         timestamp = self._timestamp()
         # ``to`` is relayed exactly as sent: client family B shows a private message
         # only when ``to`` or ``from`` equals its user.
@@ -265,9 +268,12 @@ class Hub:
         self.history.record(
             MessageRecord(time.time(), timestamp, conversation, member.name, to, None, content)
         )
-        if target is None:
-            raise ClientError(texts.RECIPIENT_OFFLINE.format(name=to))
-        self._fan_out(data, target.members, member)
+        if target is not None:
+            self._fan_out(data, target.members, member)
+        if target is None or not target.visible:
+            # Invisible answers exactly as offline does (the message is delivered).
+            text = texts.RECIPIENT_OFFLINE if registered else texts.UNKNOWN_RECIPIENT
+            raise RecipientUnavailable(text.format(name=to))
 
     def relay_typing(self, member: Member, request: Typing) -> None:
         payload: dict[str, Any] = {"type": "typing", "user": member.name}
@@ -313,6 +319,15 @@ class Hub:
 
     # --- channels -------------------------------------------------------------------
 
+    def _visible_count(self, members: Iterable[Member], asker: Member | None = None) -> int:
+        """Members as others may see them: invisible ones are not counted."""
+        count = 0
+        for other in members:
+            entry = self._names.get(name_key(other.name))
+            if other is asker or entry is None or entry.visible:
+                count += 1
+        return count
+
     def _join(self, member: Member, channel: str) -> None:
         self._channels.setdefault(channel, set()).add(member)
         member.channels.add(channel)
@@ -338,6 +353,14 @@ class Hub:
         self, member: Member, channel: str, slash_command: bool = False
     ) -> PendingHistory | None:
         canonical = self._channel_or_error(channel)
+        settings = self.settings
+        if canonical not in member.channels:
+            if len(member.channels) >= settings.max_channels_per_member:
+                raise ClientError(
+                    texts.TOO_MANY_JOINED.format(limit=settings.max_channels_per_member)
+                )
+            if canonical not in self._channels and len(self._channels) >= settings.max_channels:
+                raise ClientError(texts.TOO_MANY_CHANNELS.format(limit=settings.max_channels))
         self._join(member, canonical)
         self._channel_answer(member, "join_channel", canonical, slash_command)
         if "history_on_join" in member.features:
@@ -358,19 +381,25 @@ class Hub:
             text = texts.JOINED if kind == "join_channel" else texts.LEFT
             self.notify(member, text.format(channel=channel))
             return
-        members = self._channels.get(channel, set())
-        member.reply({"type": kind, "status": "ok", "channel": channel, "members": len(members)})
+        count = self._visible_count(self._channels.get(channel, set()), member)
+        member.reply({"type": kind, "status": "ok", "channel": channel, "members": count})
 
-    def channels_reply(self, reply_type: str) -> dict[str, Any]:
-        listed = {name: len(members) for name, members in self._channels.items()}
+    def channels_reply(self, reply_type: str, asker: Member | None = None) -> dict[str, Any]:
+        """The most populated channels first, at most ``channels_list_max``."""
+        listed = {
+            name: self._visible_count(members, asker) for name, members in self._channels.items()
+        }
         for name in self.settings.allowed_channels:
             listed.setdefault(name, 0)
-        return {
+        ranked = sorted(listed.items(), key=lambda item: (-item[1], item[0]))
+        shown = sorted(ranked[: self.settings.channels_list_max])
+        reply: dict[str, Any] = {
             "type": reply_type,
-            "channels": [
-                {"name": name, "members": count} for name, count in sorted(listed.items())
-            ],
+            "channels": [{"name": name, "members": count} for name, count in shown],
         }
+        if len(ranked) > len(shown):
+            reply["more"] = len(ranked) - len(shown)
+        return reply
 
     def channel_members(self, channel: str) -> set[Member]:
         return self._channels.get(channel, set())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,8 +18,15 @@ from typing import Any, Final
 
 from classcord import texts
 from classcord.errors import AbuseError, ClientError
+from classcord.identity import is_reserved_name, is_valid_name, name_key
+
+# The identity rule lives in identity.py; these names are part of the protocol's API.
+__all__ = ["is_reserved_name", "is_valid_name", "name_key"]
 
 STATUS_VALUES: Final = ("online", "away", "dnd", "invisible")
+# What an older version of client family C sends for its "do not disturb" and
+# "Invisible" choices.
+STATUS_ALIASES: Final = {"do not disturb": "dnd", "offline": "invisible"}
 DEFAULT_CHANNEL: Final = "#general"
 FEATURES: Final = ("system", "history_on_join", "typing")
 # A global message "/join #x" or "/leave #x" typed in an old client is that command.
@@ -44,54 +50,73 @@ FrameEvent = bytes | LineTooLong
 
 
 class LineFramer:
-    """Splits a byte stream into lines without ever holding more than one long line."""
+    """Splits a byte stream into lines, one at a time, never holding more than one
+    long line: bytes wait here, compact, until the session is ready for the next
+    line, instead of waiting as Python objects."""
 
-    __slots__ = ("_abuse_bytes", "_buffer", "_discarded", "_discarding", "_max_bytes")
+    __slots__ = ("_abuse_bytes", "_buffer", "_discarded", "_discarding", "_max_bytes", "_start")
 
     def __init__(self, max_line_bytes: int, abuse_line_bytes: int) -> None:
         self._max_bytes = max_line_bytes
         self._abuse_bytes = abuse_line_bytes
         self._buffer = bytearray()
+        self._start = 0
         self._discarding = False
         self._discarded = 0
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        return len(self._buffer) - self._start
 
-    def feed(self, data: bytes) -> list[FrameEvent]:
-        """Return the complete lines in ``data`` (without ``\\n`` or a final ``\\r``).
-
-        Raises AbuseError when one line goes on past ``abuse_line_bytes``.
-        """
-        events: list[FrameEvent] = []
+    def push(self, data: bytes) -> None:
+        """Take bytes as they arrive. Raises AbuseError when one line goes on past
+        ``abuse_line_bytes``: that is endless input, not a long paste."""
         if self._discarding:
             newline = data.find(b"\n")
             if newline < 0:
                 self._note_discarded(len(data))
-                return events
+                return
             self._note_discarded(newline)
             self._discarding = False
             self._discarded = 0
             data = data[newline + 1 :]
-        buffer = self._buffer
-        buffer += data
-        start = 0
-        while (newline := buffer.find(b"\n", start)) >= 0:
-            end = newline - 1 if newline > start and buffer[newline - 1] == 0x0D else newline
-            if end - start > self._max_bytes:
-                events.append(LINE_TOO_LONG)
-            else:
-                events.append(bytes(buffer[start:end]))
-            start = newline + 1
-        if start:
-            del buffer[:start]
-        if len(buffer) > self._max_bytes:
-            events.append(LINE_TOO_LONG)
-            self._discarding = True
-            self._discarded = 0
-            self._note_discarded(len(buffer))
-            buffer.clear()
+        self._buffer += data
+
+    def next_event(self) -> FrameEvent | None:
+        """The next complete line (without ``\n`` or a final ``\r``), LINE_TOO_LONG,
+        or None when no complete line is buffered."""
+        buffer, start = self._buffer, self._start
+        newline = buffer.find(b"\n", start)
+        if newline < 0:
+            if start:
+                del buffer[:start]
+                self._start = 0
+            if len(buffer) > self._max_bytes:
+                self._discarding = True
+                self._discarded = 0
+                self._note_discarded(len(buffer))
+                buffer.clear()
+                return LINE_TOO_LONG
+            return None
+        end = newline - 1 if newline > start and buffer[newline - 1] == 0x0D else newline
+        line = LINE_TOO_LONG if end - start > self._max_bytes else bytes(buffer[start:end])
+        self._start = newline + 1
+        if self._start > self._max_bytes:  # amortised: the consumed head goes
+            del buffer[: self._start]
+            self._start = 0
+        return line
+
+    def finish(self) -> None:
+        """End of input: a last line without its newline still counts."""
+        if not self._discarding and self.buffered:
+            self._buffer += b"\n"
+
+    def feed(self, data: bytes) -> list[FrameEvent]:
+        """Every event ``data`` completes (push, then drain): for tests and tools."""
+        self.push(data)
+        events: list[FrameEvent] = []
+        while (event := self.next_event()) is not None:
+            events.append(event)
         return events
 
     def _note_discarded(self, count: int) -> None:
@@ -211,11 +236,30 @@ Request = (
 )
 
 
+# A UTF-16 surrogate left alone: JSON's "\ud800" escape decodes to one, and a Java
+# client that cuts a string inside an emoji sends exactly that. No codec, SQLite
+# or scrypt included, can encode it, so none gets past this module.
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+REPLACEMENT_CHARACTER: Final = "\ufffd"
+
+
+def has_lone_surrogate(text: str) -> bool:
+    return _LONE_SURROGATE.search(text) is not None
+
+
+def _no_surrogate(value: str, key: str, request: str) -> str:
+    """Names, passwords and the like are refused: replacing a character would make
+    them another name or another password."""
+    if has_lone_surrogate(value):
+        raise ClientError(texts.LONE_SURROGATE.format(request=request, field=key))
+    return value
+
+
 def _text(obj: Mapping[str, Any], key: str, request: str) -> str:
     value = obj.get(key)
     if not isinstance(value, str):
         raise ClientError(texts.FIELD_REQUIRED.format(request=request, field=key))
-    return value
+    return _no_surrogate(value, key, request)
 
 
 def _optional_text(obj: Mapping[str, Any], key: str, request: str) -> str | None:
@@ -226,7 +270,7 @@ def _optional_text(obj: Mapping[str, Any], key: str, request: str) -> str | None
         raise ClientError(
             texts.FIELD_WRONG_TYPE.format(request=request, field=key, expected="un texte")
         )
-    return value
+    return _no_surrogate(value, key, request)
 
 
 def _chat(obj: Mapping[str, Any]) -> Chat:
@@ -237,8 +281,12 @@ def _chat(obj: Mapping[str, Any]) -> Chat:
         raise ClientError(
             texts.FIELD_WRONG_TYPE.format(request="message", field="content", expected="un texte")
         )
+    # Chat text keeps the message: each lone surrogate becomes U+FFFD.
+    content = _LONE_SURROGATE.sub(REPLACEMENT_CHARACTER, content)
     requested = obj.get("from")
     requested_name = requested if isinstance(requested, str) and requested.strip() else None
+    if requested_name is not None and has_lone_surrogate(requested_name):
+        requested_name = None  # the guest gets the default name, as for any invalid one
     private_to = None
     if obj.get("subtype") == "private":
         private_to = _text(obj, "to", "message")
@@ -247,6 +295,7 @@ def _chat(obj: Mapping[str, Any]) -> Chat:
 
 def _status(obj: Mapping[str, Any]) -> SetStatus:
     state = _text(obj, "state", "status")
+    state = STATUS_ALIASES.get(state, state)
     if state not in STATUS_VALUES:
         raise ClientError(
             texts.STATUS_INVALID.format(state=state, allowed=", ".join(STATUS_VALUES))
@@ -373,13 +422,6 @@ def parse_request(text: str) -> Request | None:
 # --- validation shared by sessions and accounts -------------------------------
 
 
-def is_valid_name(name: str, max_chars: int) -> bool:
-    """1..max_chars characters, no control or format characters, no outer spaces."""
-    if not 0 < len(name) <= max_chars or name != name.strip():
-        return False
-    return not any(unicodedata.category(ch)[0] == "C" for ch in name)
-
-
 def normalize_channel(name: str, max_chars: int) -> str | None:
     """``dev``, ``#dev`` and ``#Dev`` are one channel, ``#dev``; None if not a valid name."""
     bare = name.strip().removeprefix("#").lower()
@@ -395,19 +437,6 @@ def loggable(text: str, limit: int = 80) -> str:
     name with a newline cannot forge a line (and a fail2ban ban) of its own."""
     shown = text[:limit]
     return shown if shown.isprintable() else ascii(shown)
-
-
-def name_key(name: str) -> str:
-    """Names compare case-insensitively, so 'Alice' cannot pose as 'alice'."""
-    return name.casefold()
-
-
-RESERVED_NAME_KEYS: Final = frozenset({name_key(texts.SERVER_NAME)})
-
-
-def is_reserved_name(name: str) -> bool:
-    """Names nobody may register or take as a guest: notices come from them."""
-    return name_key(name) in RESERVED_NAME_KEYS
 
 
 # --- replies -------------------------------------------------------------------

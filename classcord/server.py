@@ -83,6 +83,8 @@ class Connection(asyncio.Protocol):
         self._close_reason = "client closed the connection"
         self.admitted = False
         self._announced = False
+        self.opened_at = time.monotonic()
+        self.bytes_received = 0
 
     # Peer interface used by the session
 
@@ -144,6 +146,50 @@ class Connection(asyncio.Protocol):
         if self._backlog > self.server.settings.send_queue_bytes:
             self.abort(f"send queue full ({self._backlog} bytes unsent)")
 
+    @property
+    def silent(self) -> bool:
+        """Connected, and never sent a single byte."""
+        return self.bytes_received == 0 and not self._closed
+
+    def cut_off(self, reason: str) -> None:
+        """Abuse: what is queued goes out, then a line that says why, then the end of
+        the stream; the reset that frees the socket comes after a short grace, so the
+        client can read it all (an immediate close with unread input is a bare reset)."""
+        if self._closed or self.transport is None:
+            return
+        log.warning(
+            "limit: conn=%d addr=%s user=%s closed: %s",
+            self._conn_id,
+            self._address,
+            self.session.name or "-",
+            reason,
+        )
+        self._close_reason = reason
+        self._out.append(encode(error_reply(texts.CUT_OFF)))
+        self.flush()
+        self._closed = True
+        transport = self.transport
+        transport.pause_reading()
+        if transport.can_write_eof():
+            transport.write_eof()
+        asyncio.get_running_loop().call_later(
+            self.server.settings.cut_off_grace_seconds, self._reset
+        )
+
+    def _reset(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self._reset_on_close()
+            self.transport.abort()
+
+    def _reset_on_close(self) -> None:
+        sock = self.transport.get_extra_info("socket") if self.transport else None
+        if sock is not None:
+            # Linger 0 makes the close a reset: without it the kernel keeps the socket
+            # in FIN-WAIT-1 with up to its whole send buffer (megabytes) for a client
+            # that reads nothing.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+
     def close(self, reason: str) -> None:
         """Flush what is queued, then close."""
         if self._closed or self.transport is None:
@@ -154,7 +200,7 @@ class Connection(asyncio.Protocol):
         self.transport.close()
 
     def abort(self, reason: str) -> None:
-        """Cut the connection now, discarding what is unsent (abuse, stalled reader)."""
+        """Cut the connection now, discarding what is unsent (a stalled reader)."""
         if self._closed or self.transport is None:
             return
         log.warning(
@@ -167,13 +213,7 @@ class Connection(asyncio.Protocol):
         self._close_reason = reason
         self._closed = True
         self._out.clear()
-        sock = self.transport.get_extra_info("socket")
-        if sock is not None:
-            # Linger 0 makes the close a reset: without it the kernel keeps the socket
-            # in FIN-WAIT-1 with up to its whole send buffer (megabytes) for a client
-            # that reads nothing, and that client never learns it was cut off.
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+        self._reset_on_close()
         self.transport.abort()
 
     # asyncio.Protocol
@@ -195,14 +235,19 @@ class Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and self.server.settings.tcp_keepalive:
             _enable_keepalive(sock, self.server.settings)
-        log.debug("open: conn=%d addr=%s", self._conn_id, self._address)
 
     def data_received(self, data: bytes) -> None:
         if not self._closed:
+            self.bytes_received += len(data)
             self.driver.feed(data)
 
     def eof_received(self) -> bool:
-        return False
+        # Half-close (`nc -N`, a script that writes then shuts down its side): the
+        # requests sent before the FIN are still answered, then the driver closes.
+        if self._closed:
+            return False
+        self.driver.end_of_input()
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -322,6 +367,7 @@ class ClassCordServer:
             loop.create_task(self._flush_history_forever()),
             loop.create_task(self._prune_forever()),
             loop.create_task(self._sample_rates_forever()),
+            loop.create_task(self._close_silent_forever()),
         ]
         log.info(
             "listening on %s:%d (database %s, %d accounts)",
@@ -341,7 +387,22 @@ class ClassCordServer:
         if len(self.connections) >= self.settings.max_connections:
             return texts.SERVER_FULL
         if self.per_address[connection.address] >= self.settings.max_connections_per_address:
-            return texts.TOO_MANY_FROM_ADDRESS
+            # Behind NAT the address is the whole class: a newcomer takes the place of
+            # the oldest connection of that address that never sent anything.
+            silent = [c for c in self.connections if c.address == connection.address and c.silent]
+            if not silent:
+                return texts.TOO_MANY_FROM_ADDRESS
+            oldest = min(silent, key=lambda c: c.opened_at)
+            log.warning(
+                "limit: conn=%d addr=%s closed: silent, its place taken by conn=%d"
+                " (%d connections from this address)",
+                oldest.conn_id,
+                oldest.address,
+                connection.conn_id,
+                self.per_address[connection.address],
+            )
+            oldest.close("evicted: silent connection at the per-address limit")
+            self.release(oldest)
         self.connections.add(connection)
         self.per_address[connection.address] += 1
         return None
@@ -385,6 +446,17 @@ class ClassCordServer:
                 await self._prune()
             except Exception:
                 log.exception("retention pass failed")
+
+    async def _close_silent_forever(self) -> None:
+        """Connections that never send a byte are closed after a generous time: real
+        clients wait minutes at their login screen, leaked sockets wait forever."""
+        timeout = self.settings.silent_connection_timeout
+        while True:
+            await asyncio.sleep(min(timeout / 4, 30.0))
+            deadline = time.monotonic() - timeout
+            for connection in [c for c in self.connections if c.silent]:
+                if connection.opened_at < deadline:
+                    connection.close(f"silent for {timeout:g} s")
 
     async def _sample_rates_forever(self) -> None:
         while True:

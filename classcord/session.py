@@ -41,8 +41,9 @@ from typing import Any, Final, Protocol
 from classcord import __version__, texts
 from classcord.accounts import Accounts, LoginOutcome, RegisterOutcome
 from classcord.config import Settings
-from classcord.errors import AbuseError, ClientError, InternalError
+from classcord.errors import AbuseError, ClientError, InternalError, RecipientUnavailable
 from classcord.hub import Hub
+from classcord.identity import is_reserved_name, name_problem
 from classcord.protocol import (
     DEFAULT_CHANNEL,
     FEATURES,
@@ -64,11 +65,10 @@ from classcord.protocol import (
     SetStatus,
     Typing,
     Unknown,
+    chat_reply,
     decode_line,
     encode,
     error_reply,
-    is_reserved_name,
-    is_valid_name,
     loggable,
     notice_for,
     now_timestamp,
@@ -163,12 +163,16 @@ class Session:
         self._name = ""
         self.channels: set[str] = set()
         self._features: frozenset[str] = frozenset()
+        self.said_hello = False  # opted in to the extensions: typed events, errors
         self.connected_at = time.time()
         self.requests = 0
         self.pings = 0
         self._timestamp = timestamp
         self._bucket = TokenBucket(settings.rate_per_second, settings.rate_burst, clock)
+        self._clock = clock
         self._strikes = 0
+        self._last_strike = -float("inf")
+        self._warned = False
         self._held: list[bytes] | None = None
         self.claimed_name: str | None = None
 
@@ -215,6 +219,8 @@ class Session:
 
     def reply(self, payload: dict[str, Any]) -> None:
         """An answer to this connection's own request: never held back."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("reply: conn=%d type=%s", self.peer.conn_id, payload.get("type"))
         self.peer.send(encode(payload))
 
     def deliver(self, data: bytes) -> None:
@@ -263,11 +269,10 @@ class Session:
         if self._state is State.CLOSING:
             return None
         if not self._bucket.take():
-            self._strike()
-            if raw.strip():
+            if self._strike() and raw.strip():
                 self.error(texts.RATE_LIMITED)
             return None
-        self._strikes = 0
+        self._warned = False
         try:
             request = parse_request(decode_line(raw))
         except ClientError as exc:
@@ -287,11 +292,23 @@ class Session:
         )
         if not self._bucket.take():
             self._strike()
+        else:
+            self._warned = False
         self.error(texts.LINE_TOO_LONG.format(limit=self.settings.max_line_bytes))
 
-    def _strike(self) -> None:
+    def _strike(self) -> bool:
+        """Count a request refused over the rate; True when the client should be told
+        (the first refusal after an accepted request, not every one of a flood).
+
+        Flooding is sustained refusals: ``flood_disconnect_after`` of them with no
+        pause of ``flood_window_seconds`` in between, however they are paced, so a
+        client that refills one token at a time is cut off too."""
+        now = self._clock()
+        if now - self._last_strike > self.settings.flood_window_seconds:
+            self._strikes = 0
+        self._last_strike = now
         self._strikes += 1
-        if self._strikes == 1:  # once per burst, not once per dropped line
+        if self._strikes == 1:  # once per episode, not once per dropped line
             log.info(
                 "limit: conn=%d addr=%s user=%s over the rate limit, requests dropped",
                 self.peer.conn_id,
@@ -299,11 +316,24 @@ class Session:
                 self._name or "-",
             )
         if self._strikes >= self.settings.flood_disconnect_after:
-            raise AbuseError(f"flooding: {self._strikes} requests in a row over the rate limit")
+            raise AbuseError(
+                f"flooding: {self._strikes} requests over the rate limit"
+                f" with no {self.settings.flood_window_seconds:g} s pause"
+            )
+        warn, self._warned = not self._warned, True
+        return warn
 
     def dispatch(self, request: Request) -> Pending | None:
         if self._state is State.CLOSING:
             return None
+        if log.isEnabledFor(logging.DEBUG):
+            # The request's type only: never its fields, which hold passwords.
+            log.debug(
+                "request: conn=%d state=%s type=%s",
+                self.peer.conn_id,
+                self._state.value,
+                WIRE_TYPE.get(type(request), "unknown"),
+            )
         handler = HANDLERS[type(request)][_COLUMN[self._state]]
         if handler is None:
             self.error(texts.NOT_LOGGED_IN.format(request=WIRE_TYPE[type(request)]))
@@ -317,8 +347,9 @@ class Session:
     # handlers: each takes the request it is registered for in HANDLERS
 
     def _check_name(self, name: str) -> None:
-        if not is_valid_name(name, self.settings.max_name_chars):
-            raise ClientError(texts.NAME_INVALID.format(limit=self.settings.max_name_chars))
+        problem = name_problem(name, self.settings.max_name_chars)
+        if problem is not None:
+            raise ClientError(problem)
         if is_reserved_name(name):
             raise ClientError(texts.NAME_RESERVED.format(name=name))
 
@@ -394,7 +425,16 @@ class Session:
 
     def on_chat_anonymous(self, request: Chat) -> Pending | None:
         self._enter_hub(self.hub.guest_name(request.requested_name), Event.FIRST_MESSAGE)
-        log.info("guest: name=%s addr=%s conn=%d", self._name, self.peer.address, self.peer.conn_id)
+        log.info(
+            "guest: name=%s addr=%s conn=%d",
+            loggable(self._name),
+            self.peer.address,
+            self.peer.conn_id,
+        )
+        if self.said_hello:
+            # An opted-in client learns the name it got (alice_2), which a legacy
+            # client can only guess from the user list.
+            self.reply({"type": "guest", "status": "ok", "name": self._name})
         return self.on_chat(request)
 
     def on_chat(self, request: Chat) -> Pending | None:
@@ -405,7 +445,19 @@ class Session:
         if len(content) > limit:
             raise ClientError(texts.CONTENT_TOO_LONG.format(length=len(content), limit=limit))
         if request.private_to is not None:
-            self.hub.send_private(self, request.private_to, content)
+            try:
+                self.hub.send_private(self, request.private_to, content)
+            except RecipientUnavailable as exc:
+                if self.said_hello:
+                    raise
+                # Client family A prints an error line raw in the chat window: a
+                # legacy client gets the news as a private message from Serveur.
+                self.reply(
+                    chat_reply(
+                        texts.SERVER_NAME, exc.message, self._timestamp(), private_to=self._name
+                    )
+                )
+                return None
             log.debug(
                 "message: conn=%d from=%s private to=%s",
                 self.peer.conn_id,
@@ -428,6 +480,7 @@ class Session:
         return None
 
     def on_status(self, request: SetStatus) -> None:
+        log.debug("status: conn=%d user=%s state=%s", self.peer.conn_id, self._name, request.state)
         self.hub.set_status(self, request.state)
 
     def on_users(self, request: ListUsers) -> None:
@@ -443,6 +496,7 @@ class Session:
         return 0 < self.requests == self.pings
 
     def on_hello(self, request: Hello) -> None:
+        self.said_hello = True
         self._features = frozenset(f for f in request.features if f in FEATURES)
         settings = self.settings
         self.reply(
@@ -469,7 +523,7 @@ class Session:
         self.hub.leave_channel(self, request.channel)
 
     def on_channels(self, request: ListChannels) -> None:
-        self.reply(self.hub.channels_reply(request.reply_type))
+        self.reply(self.hub.channels_reply(request.reply_type, self if self.identified else None))
 
     def on_channel_history(self, request: ChannelHistory) -> Pending:
         return self.hub.channel_history(self, request.channel, request.limit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from pathlib import Path
@@ -151,6 +152,8 @@ async def test_connection_limits_answer_with_an_error_line(tmp_path: Path) -> No
     try:
         first = await LineClient.connect(server.port)
         second = await LineClient.connect(server.port)
+        for client in (first, second):  # connections that spoke are never evicted
+            assert await client.ping_ms() >= 0
         third = await LineClient.connect(server.port)
         assert await third.recv() == {
             "type": "error",
@@ -166,16 +169,60 @@ async def test_connection_limits_answer_with_an_error_line(tmp_path: Path) -> No
         await server.shutdown()
 
 
+async def test_at_the_address_limit_a_newcomer_takes_the_place_of_the_oldest_silent_one(
+    tmp_path: Path,
+) -> None:
+    """One student's silent sockets cannot lock out a class behind one NAT address."""
+    server = await start(tmp_path, max_connections_per_address=3)
+    try:
+        talker = await LineClient.connect(server.port)
+        await talker.ping_ms()
+        silent_old = await LineClient.connect(server.port)
+        await asyncio.sleep(0.01)
+        silent_new = await LineClient.connect(server.port)
+        await asyncio.sleep(0.01)
+        newcomer = await LineClient.connect(server.port)
+        assert await newcomer.ping_ms() >= 0
+        assert await silent_old.closed()
+        await silent_new.expect_silence()  # still connected, nothing unasked
+        assert await talker.ping_ms() >= 0
+        for client in (talker, silent_old, silent_new, newcomer):
+            await client.close()
+    finally:
+        await server.shutdown()
+
+
+async def test_silent_connections_are_closed_after_the_timeout(tmp_path: Path) -> None:
+    server = await start(tmp_path, silent_connection_timeout=1.0)
+    try:
+        silent = await LineClient.connect(server.port)
+        waiting = await LineClient.connect(server.port)
+        await waiting.send({"type": "users"})  # a login screen that asked once
+        assert (await waiting.recv())["type"] == "users"
+        assert await silent.closed(timeout=5)
+        assert await waiting.ping_ms() >= 0
+        await waiting.close()
+        await silent.close()
+    finally:
+        await server.shutdown()
+
+
 async def test_an_endless_line_is_answered_then_cut_as_abuse(tmp_path: Path) -> None:
-    server = await start(tmp_path, max_line_bytes=1024, abuse_line_bytes=64 * 1024)
+    server = await start(
+        tmp_path, max_line_bytes=1024, abuse_line_bytes=64 * 1024, cut_off_grace_seconds=0.5
+    )
     try:
         client = await LineClient.connect(server.port)
         await client.send_raw(b"a" * 2000)
         assert (await client.recv())["message"] == texts.LINE_TOO_LONG.format(limit=1024)
-        with pytest.raises(ConnectionError):
+        with contextlib.suppress(ConnectionError):
             for _ in range(100):
                 await client.send_raw(b"a" * 4096)
                 await asyncio.sleep(0.001)
+        # The client can read why, then the end of the stream, before the reset.
+        assert await client.lines_until_closed() == [
+            {"type": "error", "message": texts.CUT_OFF, "error": texts.CUT_OFF}
+        ]
         await client.close()
     finally:
         await server.shutdown()

@@ -10,7 +10,7 @@ import pytest
 
 from classcord import texts
 from classcord.session import HANDLERS, State
-from tests.support.harness import Harness
+from tests.support.harness import TIMESTAMP, Harness
 
 TS = Harness.timestamp()
 
@@ -134,8 +134,31 @@ async def test_offline_goes_out_only_when_the_last_session_closes(harness: Harne
     assert alice_peer.take() == [{"type": "status", "user": "bob", "state": "offline"}]
 
 
-async def test_private_to_unknown_user_is_an_error(harness: Harness) -> None:
+def server_private(to: str, content: str) -> dict[str, str]:
+    """Feedback as legacy clients render it: a private message from Serveur."""
+    return {
+        "type": "message",
+        "subtype": "private",
+        "from": "Serveur",
+        "to": to,
+        "content": content,
+        "timestamp": TIMESTAMP,
+    }
+
+
+async def test_private_to_unknown_user_is_a_notice_from_serveur(harness: Harness) -> None:
+    # Client family A prints an error line raw in its chat window.
     alice, peer = await harness.user("alice")
+    await harness.send(
+        alice, {"type": "message", "subtype": "private", "to": "zed", "content": "x"}
+    )
+    assert peer.take() == [server_private("alice", texts.UNKNOWN_RECIPIENT.format(name="zed"))]
+
+
+async def test_a_client_that_said_hello_keeps_the_error_line(harness: Harness) -> None:
+    alice, peer = await harness.user("alice")
+    await harness.send(alice, {"type": "hello", "features": []})
+    peer.take()
     await harness.send(
         alice, {"type": "message", "subtype": "private", "to": "zed", "content": "x"}
     )
@@ -149,8 +172,28 @@ async def test_private_to_offline_user_is_kept_and_the_sender_told(harness: Harn
     await harness.send(
         alice, {"type": "message", "subtype": "private", "to": "bob", "content": "x"}
     )
-    assert peer.take() == [error(texts.RECIPIENT_OFFLINE.format(name="bob"))]
+    assert peer.take() == [server_private("alice", texts.RECIPIENT_OFFLINE.format(name="bob"))]
     assert await harness.history.flush() == 1
+
+
+async def test_invisible_is_indistinguishable_from_offline(harness: Harness) -> None:
+    bob, bob_peer = await harness.user("bob")
+    await harness.send(bob, {"type": "join_channel", "channel": "#dev"})
+    await harness.send(bob, {"type": "status", "state": "invisible"})
+    alice, peer = await harness.user("alice")
+    peer.take()
+    bob_peer.take()
+    await harness.send(
+        alice, {"type": "message", "subtype": "private", "to": "bob", "content": "coucou"}
+    )
+    # The same answer as for an offline account, and the message still arrives.
+    assert peer.take() == [server_private("alice", texts.RECIPIENT_OFFLINE.format(name="bob"))]
+    assert [m["content"] for m in bob_peer.take()] == ["coucou"]
+    await harness.send(alice, {"type": "join_channel", "channel": "#dev"})
+    assert peer.take()[0]["members"] == 1  # alice alone, as if bob were away
+    await harness.send(alice, {"type": "channels"})
+    listed = {c["name"]: c["members"] for c in peer.take()[0]["channels"]}
+    assert listed == {"#dev": 1, "#general": 1}
 
 
 async def test_guest_names_never_impersonate(harness: Harness) -> None:

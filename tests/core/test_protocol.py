@@ -254,3 +254,46 @@ def test_history_is_two_requests_because_their_rules_differ() -> None:
     assert parse_request('{"type": "history", "with": "bob"}') == PrivateHistory("bob", None)
     with pytest.raises(ClientError, match="limit"):
         parse_request('{"type": "history", "limit": true}')
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        r'{"type": "register", "username": "al\ud800", "password": "pw"}',
+        r'{"type": "login", "username": "alice", "password": "\udfff"}',
+        r'{"type": "history", "with": "\ud800"}',
+        r'{"type": "message", "subtype": "private", "to": "b\ud83d", "content": "x"}',
+        r'{"type": "status", "state": "\ud800"}',
+        r'{"type": "join_channel", "channel": "#\ud800"}',
+    ],
+)
+def test_a_lone_surrogate_in_a_name_or_password_is_refused(line: str) -> None:
+    with pytest.raises(ClientError, match="demi-paire UTF-16"):
+        parse_request(line)
+
+
+def test_a_lone_surrogate_in_chat_text_becomes_the_replacement_character() -> None:
+    # A Java client that cuts a string inside an emoji's pair: the message is kept.
+    request = parse_request(r'{"type": "message", "content": "ok \ud83d then \ude00 \ud83d\ude00"}')
+    assert isinstance(request, Chat)
+    assert request.content == "ok \ufffd then \ufffd \U0001f600"
+    request.content.encode("utf-8")  # storable, hashable, printable
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0xD7F0, max_codepoint=0xE010), max_size=8))
+def test_no_parsed_string_holds_a_lone_surrogate(text: str) -> None:
+    escaped = json.dumps(text)  # \\udxxx escapes, as a client would send them
+    for template in (
+        '{{"type": "message", "content": {0}, "from": {0}}}',
+        '{{"type": "message", "subtype": "private", "to": {0}, "content": {0}}}',
+        '{{"type": "register", "username": {0}, "password": {0}}}',
+        '{{"type": "history", "with": {0}}}',
+    ):
+        try:
+            request = parse_request(template.format(escaped))
+        except ClientError:
+            continue
+        for slot in type(request).__slots__:
+            value = getattr(request, slot)
+            if isinstance(value, str):
+                value.encode("utf-8")  # raises on a lone surrogate

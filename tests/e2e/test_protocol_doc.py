@@ -228,7 +228,7 @@ def test_the_guide_has_examples_of_every_request() -> None:
     known = {wire for entry in protocol.REQUEST_TYPES for wire in entry.wire_types}
     assert known - sent == set(), "request types without an example"
     replies = {"register", "login", "error", "message", "status", "pong", "hello", "system"}
-    replies |= {"join_channel", "leave_channel", "history", "typing"}
+    replies |= {"join_channel", "leave_channel", "history", "typing", "guest"}
     replies |= protocol.USERS_TYPES | protocol.CHANNELS_TYPES
     assert replies - received == set(), "reply types without an example"
     text = DOC.read_text(encoding="utf-8")

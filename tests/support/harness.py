@@ -53,7 +53,7 @@ class RecordingPeer:
     def close(self, reason: str) -> None:
         self.closed_reason = reason
 
-    def abort(self, reason: str) -> None:
+    def cut_off(self, reason: str) -> None:
         self.aborted_reason = reason
 
     def pause_reading(self) -> None:
