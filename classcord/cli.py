@@ -213,6 +213,17 @@ async def start_server(settings: Settings) -> ClassCordServer:
     hub = Hub(settings, accounts, history)
     server = ClassCordServer(settings, storage, accounts, history, hub)
     await server.start()
+    if settings.tls_enabled:
+        from classcord.tls import TlsEndpoint
+
+        endpoint = TlsEndpoint(
+            Path(settings.tls_cert_file),
+            Path(settings.tls_key_file),
+            settings.tls_handshake_timeout,
+        )
+        await endpoint.start(settings.host, settings.tls_port, server.new_connection)
+        server.tls = endpoint
+        server.close_at_shutdown(endpoint)
     admin = await start_admin_socket(server, settings.admin_socket_path)
     if admin is not None:
         server.close_at_shutdown(admin)

@@ -135,6 +135,16 @@ class Settings:
     admin_max_request_bytes: int = _setting(
         65_536, "longest request line on the admin socket in bytes", 256
     )
+    # TLS (off unless both files are given)
+    tls_cert_file: str = _setting(
+        "", "PEM certificate (chain) for the TLS port; with tls-key-file, turns TLS on"
+    )
+    tls_key_file: str = _setting("", "PEM private key of that certificate")
+    tls_port: int = _setting(12346, "TCP port of the TLS listener (0: pick a free one)", 0)
+    tls_handshake_timeout: float = _setting(
+        10.0, "seconds a TLS handshake may take before the connection is dropped", 0.1
+    )
+    tls_only: bool = _setting(False, "with TLS on, do not open the plaintext port at all")
     # Lifecycle
     shutdown_timeout: float = _setting(
         5.0, "seconds to flush and close clients on shutdown before cutting them", 0
@@ -161,6 +171,12 @@ class Settings:
                 raise SettingsError(f"channel_allowlist: invalid channel name {name.strip()!r}")
         if self.abuse_line_bytes < self.max_line_bytes:
             raise SettingsError("abuse_line_bytes must be at least max_line_bytes")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise SettingsError("tls_cert_file and tls_key_file go together: give both or neither")
+        if self.tls_only and not self.tls_cert_file:
+            raise SettingsError("tls_only needs tls_cert_file and tls_key_file")
+        if not 0 <= self.tls_port <= 65535:
+            raise SettingsError(f"tls_port must be between 0 and 65535, got {self.tls_port}")
         if self.history_default_limit > self.history_max_limit:
             raise SettingsError("history_default_limit must be at most history_max_limit")
         if 128 * self.scrypt_n * self.scrypt_r > self.scrypt_maxmem_bytes:
@@ -187,6 +203,10 @@ class Settings:
             if n.strip()
         )
         return frozenset(n for n in names if n is not None)
+
+    @property
+    def tls_enabled(self) -> bool:
+        return bool(self.tls_cert_file and self.tls_key_file)
 
     @property
     def admin_socket_path(self) -> Path:

@@ -20,7 +20,7 @@ import socket
 import struct
 import time
 from collections import Counter, deque
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from classcord import texts
 from classcord.accounts import Accounts
@@ -31,6 +31,9 @@ from classcord.hub import Hub
 from classcord.protocol import LineFramer, encode, error_reply
 from classcord.session import Session
 from classcord.storage import StorageWorker
+
+if TYPE_CHECKING:
+    from classcord.tls import TlsEndpoint
 
 log = logging.getLogger("classcord.server")
 
@@ -85,6 +88,7 @@ class Connection(asyncio.Protocol):
         self._announced = False
         self.opened_at = time.monotonic()
         self.bytes_received = 0
+        self._early: list[bytes] = []
 
     # Peer interface used by the session
 
@@ -98,6 +102,13 @@ class Connection(asyncio.Protocol):
 
     def queued_bytes(self) -> int:
         return self._out_bytes + self._transport_backlog()
+
+    @property
+    def tls_port(self) -> int | None:
+        """The TLS port to point this client to: None when it is on it already."""
+        if self.transport is not None and self.transport.get_extra_info("sslcontext"):
+            return None
+        return self.server.tls.port if self.server.tls is not None else None
 
     # Reader interface used by the driver
 
@@ -235,8 +246,16 @@ class Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and self.server.settings.tcp_keepalive:
             _enable_keepalive(sock, self.server.settings)
+        early, self._early = self._early, []
+        for data in early:
+            self.data_received(data)
 
     def data_received(self, data: bytes) -> None:
+        if self.transport is None:
+            # On the TLS port, data can arrive with the end of the handshake, before
+            # the acceptor hands the transport over: keep it for connection_made.
+            self._early.append(data)
+            return
         if not self._closed:
             self.bytes_received += len(data)
             self.driver.feed(data)
@@ -340,6 +359,7 @@ class ClassCordServer:
         self._shutdown_task: asyncio.Task[None] | None = None
         self._shutting_down = False
         self._listeners: list[Closable] = []
+        self.tls: TlsEndpoint | None = None
         self._rate_samples: deque[tuple[float, int]] = deque(maxlen=RATE_SAMPLES_KEPT)
 
     async def start(self) -> None:
@@ -376,6 +396,11 @@ class ClassCordServer:
             self.settings.database_path,
             self.accounts.registered_count(),
         )
+
+    def new_connection(self) -> Connection:
+        """A protocol for one accepted socket (the TLS listener hands its
+        connections over after their handshake)."""
+        return Connection(self, next(self._ids))
 
     def close_at_shutdown(self, listener: Closable) -> None:
         """Another listener (the admin socket) to stop with this server's own."""

@@ -122,6 +122,10 @@ class Peer(Protocol):
 
     def queued_bytes(self) -> int: ...
 
+    @property
+    def tls_port(self) -> int | None:
+        """The server's TLS port, when there is one and this connection is not on it."""
+
 
 class TokenBucket:
     """``rate`` tokens a second up to ``burst``; the clock is injected for tests."""
@@ -499,22 +503,25 @@ class Session:
         self.said_hello = True
         self._features = frozenset(f for f in request.features if f in FEATURES)
         settings = self.settings
-        self.reply(
-            {
-                "type": "hello",
-                "features": sorted(self._features),
-                "available": list(FEATURES),
-                "server": f"classcord/{__version__}",
-                "default_channel": DEFAULT_CHANNEL,
-                "limits": {
-                    "max_line_bytes": settings.max_line_bytes,
-                    "max_content_chars": settings.max_content_chars,
-                    "max_name_chars": settings.max_name_chars,
-                    "rate_per_second": settings.rate_per_second,
-                    "rate_burst": settings.rate_burst,
-                },
-            }
-        )
+        reply: dict[str, Any] = {
+            "type": "hello",
+            "features": sorted(self._features),
+            "available": list(FEATURES),
+            "server": f"classcord/{__version__}",
+            "default_channel": DEFAULT_CHANNEL,
+            "limits": {
+                "max_line_bytes": settings.max_line_bytes,
+                "max_content_chars": settings.max_content_chars,
+                "max_name_chars": settings.max_name_chars,
+                "rate_per_second": settings.rate_per_second,
+                "rate_burst": settings.rate_burst,
+            },
+        }
+        tls_port = self.peer.tls_port
+        if tls_port is not None:
+            # An STS-like hint: passwords can go through the TLS port instead.
+            reply["tls"] = {"port": tls_port}
+        self.reply(reply)
 
     def on_join(self, request: JoinChannel) -> Pending | None:
         return self.hub.join_channel(self, request.channel)

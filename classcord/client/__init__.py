@@ -25,7 +25,7 @@ import io
 import sys
 from typing import Final
 
-from classcord.client.connection import open_session
+from classcord.client.connection import TLS_DEFAULT_PORT, TlsOptions, open_session
 from classcord.client.console import (
     TerminalConsole,
     restore_terminal_mode,
@@ -65,6 +65,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="secondes d'attente de la connexion et des réponses [15]",
     )
     parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="se connecter au port TLS du serveur (port 12346 par défaut) en vérifiant "
+        "son certificat : nom ou adresse, autorité, validité",
+    )
+    parser.add_argument(
+        "--cafile",
+        default=None,
+        help="avec --tls : le fichier ca.pem de la classe (sinon, les autorités du système)",
+    )
+    parser.add_argument(
+        "--fingerprint",
+        default=None,
+        help="avec --tls : empreinte SHA-256 attendue du certificat (celle écrite au "
+        "tableau), pour un certificat auto-signé",
+    )
+    parser.add_argument(
         "--wait",
         type=float,
         default=1.0,
@@ -74,14 +91,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    port = args.port if args.port is not None else port_from_environment()
+    if args.port is not None:
+        port = args.port
+    else:
+        port = TLS_DEFAULT_PORT if args.tls else port_from_environment()
+    tls = TlsOptions(args.cafile, args.fingerprint) if args.tls else None
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="backslashreplace")
     saved = save_terminal_mode()
 
     async def main() -> int:
         console = TerminalConsole(asyncio.get_running_loop())
-        return await open_session(args.host, port, console, args.raw, args.timeout, args.wait)
+        return await open_session(
+            args.host, port, console, args.raw, args.timeout, args.wait, tls=tls
+        )
 
     try:
         return asyncio.run(main())

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classcord.cli import start_server
-from classcord.protocol import name_key
+from classcord.protocol import is_valid_name, name_key
 from classcord.server import ClassCordServer, Connection
 from classcord.session import State
 from tests.conftest import make_settings
@@ -32,8 +32,16 @@ MAX_LINE = 512  # small limits keep over-long lines cheap to generate...
 ABUSE_LINE = 64 * 1024  # ...and far from the abuse cut-off
 SETTLE_SECONDS = 20.0
 
-NAMES = st.sampled_from(["alice", "Alice", "bob", "invité", "Serveur", "zoé", "", " x", "a\tb"])
-PASSWORDS = st.sampled_from(["pw", "wrong", ""])
+# Look-alikes of alice and Serveur (fullwidth, Cyrillic, math bold, invisible, NFD)
+# and lone surrogates: none may pose as another name or reach the storage.
+NAMES = st.sampled_from(
+    [
+        "alice", "Alice", "bob", "invité", "Serveur", "zoé", "", " x", "a\tb",
+        "ａlice", "\u0430lice", "𝐚𝐥𝐢𝐜𝐞", "alice\u034f", "S\u0435rveur", "zoe\u0301",
+        "\ud800", "al\udfffice",
+    ]
+)  # fmt: skip
+PASSWORDS = st.sampled_from(["pw", "wrong", "", "\ud83d"])
 ANY_JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda inner: (
@@ -46,7 +54,7 @@ REQUESTS = st.one_of(
         {"type": st.sampled_from(["register", "login"]), "username": NAMES, "password": PASSWORDS}
     ),
     st.fixed_dictionaries(
-        {"type": st.just("message"), "content": st.sampled_from(["", "hi", "é€"])},
+        {"type": st.just("message"), "content": st.sampled_from(["", "hi", "é€", "\ud83d!"])},
         optional={
             "from": NAMES,
             "subtype": st.sampled_from(["global", "private", "weird"]),
@@ -262,8 +270,13 @@ async def _drive(
     keys = [name_key(s.name) for s in identified if s.state is State.GUEST]
     assert len(set(keys)) == len(keys), "two guests share a name"
     for session in identified:
+        session.name.encode("utf-8")  # no lone surrogate in any name
+        assert is_valid_name(session.name, server.settings.max_name_chars), session.name
         if session.state is State.GUEST:
             assert not server.accounts.is_registered(session.name), "a guest holds an account name"
+            assert name_key(session.name) != name_key("Serveur"), "a guest poses as Serveur"
+    # Whatever was said can be stored: the batch commits.
+    assert await server.history.flush() >= 0
     listed = hub.users_reply(watcher.session, "users")["users"]
     assert all(isinstance(n, str) for n in listed)
     assert len({name_key(n) for n in listed}) == len(listed), "a name listed twice"

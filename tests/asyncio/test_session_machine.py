@@ -17,7 +17,9 @@ from classcord.protocol import name_key
 from classcord.session import Session, State
 from tests.support.harness import Harness, RecordingPeer
 
-NAMES = st.sampled_from(["alice", "Alice", "bob", "invité", "Serveur", "zoé", ""])
+NAMES = st.sampled_from(
+    ["alice", "Alice", "bob", "invité", "Serveur", "zoé", "", "ａlice", "\u0430lice", "\ud800"]
+)
 REQUESTS = st.one_of(
     st.fixed_dictionaries(
         {"type": st.just("message"), "content": st.sampled_from(["", "hi"]), "from": NAMES}

@@ -65,6 +65,10 @@ class RecordingPeer:
     def queued_bytes(self) -> int:
         return 0
 
+    @property
+    def tls_port(self) -> int | None:
+        return None
+
     def take(self) -> list[dict[str, Any]]:
         """Every line sent since the last call, decoded."""
         lines = [json.loads(data) for data in b"".join(self.sent).splitlines()]

@@ -1,0 +1,115 @@
+"""The TLS port of the real server process, with a Java client of our own compiled
+here, as SLAM students write theirs: it proves the Java lines PROTOCOL.md gives."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_system
+from tests.support.certificates import ClassCertificates, make_class_certificates
+from tests.support.clients import LineClient
+from tests.support.process import ServerProcess
+
+JAVA_SOURCE = Path(__file__).resolve().parents[1] / "support" / "java" / "TlsChat.java"
+TLS_LISTENING = re.compile(r"tls: listening on \S+:(\d+)")
+
+
+@pytest.fixture(scope="module")
+def java_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("javac") is None or shutil.which("java") is None:
+        require_system("a JDK (javac, java) is needed for the Java TLS client test")
+    build = tmp_path_factory.mktemp("java")
+    done = subprocess.run(
+        ["javac", "-d", str(build), str(JAVA_SOURCE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return build
+
+
+@pytest.fixture
+def certs(tmp_path: Path) -> ClassCertificates:
+    if shutil.which("keytool") is None:
+        require_system("keytool (from a JDK) is needed to make the Java truststore")
+    return make_class_certificates(tmp_path / "tls", "--ip", "127.0.0.1")
+
+
+@pytest.fixture
+def tls_process(tmp_path: Path, certs: ClassCertificates) -> Iterator[tuple[ServerProcess, int]]:
+    server = ServerProcess(
+        tmp_path / "data",
+        0,
+        "--tls-cert-file",
+        str(certs.cert),
+        "--tls-key-file",
+        str(certs.key),
+        "--tls-port",
+        "0",
+    ).start()
+    try:
+        assert server.wait_for_log("tls: listening on")
+        match = TLS_LISTENING.search(server.log)
+        assert match, server.log
+        yield server, int(match.group(1))
+    finally:
+        server.kill()
+
+
+def run_java(
+    build: Path, host: str, port: int, truststore: Path, name: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["java", "-cp", str(build), "TlsChat", host, str(port), str(truststore), "classcord", name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_a_java_client_logs_in_and_chats_over_tls(
+    java_client: Path, certs: ClassCertificates, tls_process: tuple[ServerProcess, int]
+) -> None:
+    server, tls_port = tls_process
+    watcher = await LineClient.connect(server.port)  # a legacy client on 12345
+    await watcher.account("watcher")
+    done = await asyncio.to_thread(
+        run_java, java_client, "127.0.0.1", tls_port, certs.truststore, "java"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        '{"type": "register", "status": "ok"}',
+        '{"type": "login", "status": "ok", "username": "java"}',
+        '{"type": "pong"}',
+    ]
+    assert (await watcher.recv_type("message"))["content"] == "Bonjour en TLS"
+    await watcher.close()
+
+
+def test_the_java_client_refuses_another_ca_and_a_name_not_in_the_certificate(
+    java_client: Path,
+    certs: ClassCertificates,
+    tls_process: tuple[ServerProcess, int],
+    tmp_path: Path,
+) -> None:
+    server, tls_port = tls_process
+    other = make_class_certificates(tmp_path / "other", "--ip", "127.0.0.1")
+    done = run_java(java_client, "127.0.0.1", tls_port, other.truststore, "intruder")
+    assert done.returncode != 0
+    assert "PKIX path" in done.stderr
+    # The certificate holds 127.0.0.1 only: "localhost" is refused, thanks to
+    # setEndpointIdentificationAlgorithm("HTTPS").
+    done = run_java(java_client, "localhost", tls_port, certs.truststore, "intruder")
+    assert done.returncode != 0
+    assert "No name matching localhost found" in done.stderr
+    assert server.wait_for_log("tls: handshake failed addr=127.0.0.1")
