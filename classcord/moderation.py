@@ -887,8 +887,9 @@ def _iso(when: float, tz: tzinfo | None) -> str:
 def log_value(text: str, max_chars: int) -> str:
     """One value of a log line, safe on one line: ``-`` when empty; bare when it is
     printable with no space, quote, backslash or ``=``; otherwise in double quotes
-    with ``\\`` and ``"`` escaped and every unprintable character (newlines, U+2028,
-    bidi overrides, odd spaces) written as ``\\xNN``/``\\uNNNN``. Accents stay
+    with ``\\`` and ``"`` escaped, ``=`` written ``\\x3d`` (so the line has exactly
+    one ``=`` per field) and every unprintable character (newlines, U+2028, bidi
+    overrides, odd spaces) written as ``\\xNN``/``\\uNNNN``. Accents stay
     readable. Cut to ``max_chars`` characters first, marked with ``...``."""
     if not text:
         return "-"
@@ -899,6 +900,8 @@ def log_value(text: str, max_chars: int) -> str:
     for char in shown:
         if char in '"\\':
             out.append("\\" + char)
+        elif char == "=":
+            out.append("\\x3d")  # no value holds a "key=" a filter could match
         elif char == " " or char.isprintable():
             out.append(char)
         else:
