@@ -10,7 +10,7 @@ channel message (after its own checks, before ``/join`` and ``/leave``):
 - ``Reserved``: a student (or a moderator, for a teacher's verb) typed a known
   verb, in any case or look-alike spelling (``/MUTE``, fullwidth, Cyrillic): they
   get ``message`` as a notice and nothing is broadcast.
-- ``UsageError``: a moderator or teacher mistyped: they get ``message`` (what is
+- ``BadUsage``: a moderator or teacher mistyped: they get ``message`` (what is
   wrong and the usage line); nothing is broadcast. A staff ``/word`` that is no
   command at all gets the list of commands.
 - a command: check it with ``authorize`` (it needs the target's role), then
@@ -163,7 +163,7 @@ RuleCommand = Mute | Unmute | Silence | Unsilence | Slow | Unslow | Private | Ba
 
 
 @dataclass(frozen=True, slots=True)
-class UsageError:
+class BadUsage:
     """A staff command mistyped: ``message`` says what is wrong and how to write it."""
 
     verb: str
@@ -178,7 +178,7 @@ class Reserved:
     message: str
 
 
-Intercepted = Command | UsageError | Reserved
+Intercepted = Command | BadUsage | Reserved
 
 # The verb of each command, as typed and as named in texts.
 VERB: Final[dict[type, str]] = {
@@ -492,8 +492,8 @@ def split_verb(content: str) -> tuple[str, str] | None:
     return None if match is None else (match[1], match[2])
 
 
-def parse_command(content: str, limits: ModerationLimits) -> Command | UsageError | None:
-    """The moderation command typed as ``content``, whoever typed it; a UsageError
+def parse_command(content: str, limits: ModerationLimits) -> Command | BadUsage | None:
+    """The moderation command typed as ``content``, whoever typed it; a BadUsage
     for a known verb with wrong arguments; None when the verb is not one of ours."""
     split = split_verb(content)
     if split is None:
@@ -506,7 +506,7 @@ def parse_command(content: str, limits: ModerationLimits) -> Command | UsageErro
     except ClientError as problem:
         usage = USAGE[verb]
         message = problem.message if problem.message == usage else f"{problem.message} {usage}"
-        return UsageError(verb, message)
+        return BadUsage(verb, message)
 
 
 def intercept(content: str, role: Role, limits: ModerationLimits) -> Intercepted | None:
@@ -519,9 +519,7 @@ def intercept(content: str, role: Role, limits: ModerationLimits) -> Intercepted
     verb = _BY_KEY.get(name_key(word))
     if verb is None or (verb == "aide" and not role.is_staff):
         if role.is_staff and word.isalpha() and name_key(word) not in PASS_THROUGH_VERBS:
-            return UsageError(
-                word, f"{texts.MOD_UNKNOWN_COMMAND.format(verb=word)} {texts.MOD_HELP}"
-            )
+            return BadUsage(word, f"{texts.MOD_UNKNOWN_COMMAND.format(verb=word)} {texts.MOD_HELP}")
         return None
     if not role.is_staff:
         return Reserved(verb, texts.MOD_RESERVED.format(verb=verb))

@@ -24,6 +24,7 @@ from classcord.moderation_commands import (
     VERB,
     VERBS,
     Announce,
+    BadUsage,
     Ban,
     Command,
     Delete,
@@ -41,7 +42,6 @@ from classcord.moderation_commands import (
     Unmute,
     Unsilence,
     Unslow,
-    UsageError,
     Who,
     apply_rule,
     authorize,
@@ -176,7 +176,7 @@ def test_every_command_parses(content: str, command: Command) -> None:
 )
 def test_a_typo_gets_its_usage_line(content: str, verb: str, problem: str) -> None:
     result = staff(content)
-    assert isinstance(result, UsageError), result
+    assert isinstance(result, BadUsage), result
     assert result.verb == verb
     assert result.message.startswith(problem)
     assert result.message.endswith(USAGE[verb])
@@ -184,7 +184,7 @@ def test_a_typo_gets_its_usage_line(content: str, verb: str, problem: str) -> No
 
 def test_a_staff_word_that_is_no_command_gets_the_list() -> None:
     result = staff("/mtue Léa")
-    assert isinstance(result, UsageError)
+    assert isinstance(result, BadUsage)
     assert result.message == f"Commande inconnue : /mtue. {texts.MOD_HELP}"
 
 
@@ -214,7 +214,7 @@ def test_what_is_not_a_moderation_command_goes_on_as_today(content: str) -> None
 def test_a_student_word_that_is_no_command_is_an_ordinary_message() -> None:
     assert intercept("/shrug", S, LIMITS) is None
     assert intercept("/aide", S, LIMITS) is None  # help is for staff only
-    assert isinstance(intercept("/shrug", M, LIMITS), UsageError)
+    assert isinstance(intercept("/shrug", M, LIMITS), BadUsage)
 
 
 # --- who may use what ------------------------------------------------------------------
