@@ -199,12 +199,11 @@ VERB: Final[dict[type, str]] = {
     SetRole: "role",
     Help: "aide",
 }
-# Every verb intercepted from anyone, students included.
+# Every verb intercepted from anyone, students included. /aide (or /help) is for
+# staff only: from a student it stays an ordinary message, as today.
 VERBS: Final = frozenset(v for v in VERB.values() if v != "aide")
 # Verbs a moderator may not use.
 TEACHER_VERBS: Final = frozenset({"ban", "unban", "role"})
-# Help for staff only: from a student, /aide stays an ordinary message.
-HELP_VERBS: Final = frozenset({"aide", "help"})
 # Other slash words with a meaning of their own (session.py: /join #x, /leave #x).
 PASS_THROUGH_VERBS: Final = frozenset({"join", "leave"})
 

@@ -104,6 +104,8 @@ def staff(content: str) -> object:
         ("/delete Léa 3", Delete("Léa", 3)),
         ("/delete Léa Martin 3", Delete("Léa Martin", 3)),
         ('/delete "Agent 007"', Delete("Agent 007", 1)),
+        ('/delete "Léa Martin" 3', Delete("Léa Martin", 3)),
+        ('/kick "Léa Martin" bavardages', Kick("Léa Martin", "bavardages")),
         ("/kick Bob", Kick("Bob")),
         ("/kick Bob assez pour aujourd'hui", Kick("Bob", "assez pour aujourd'hui")),
         ("/ban Bob", Ban("Bob", None)),
@@ -445,3 +447,12 @@ def test_split_verb() -> None:
     assert split_verb(" \t/who") == ("who", "")
     assert split_verb("mute") is None
     assert split_verb("/") is None
+
+
+@pytest.mark.parametrize("verb", sorted(v for v in VERBS if set(v) & set("aeo")))
+def test_a_cyrillic_look_alike_verb_is_still_reserved(verb: str) -> None:
+    look_alike = verb.translate(str.maketrans({"a": "\u0430", "e": "\u0435", "o": "\u043e"}))
+    assert look_alike != verb
+    assert intercept(f"/{look_alike} Léa", S, LIMITS) == Reserved(
+        verb, texts.MOD_RESERVED.format(verb=verb)
+    )
