@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import select
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,3 +115,34 @@ def test_the_java_client_refuses_another_ca_and_a_name_not_in_the_certificate(
     assert done.returncode != 0
     assert "No name matching localhost found" in done.stderr
     assert server.wait_for_log("tls: handshake failed addr=127.0.0.1")
+
+
+def test_the_documented_openssl_and_client_commands_work(
+    certs: ClassCertificates, tls_process: tuple[ServerProcess, int]
+) -> None:
+    """PROTOCOL.md's two terminal commands for the TLS port, as printed there."""
+    _, tls_port = tls_process
+    # Interactive, as a student types it (-quiet keeps it open after the input).
+    openssl = subprocess.Popen(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{tls_port}", "-CAfile", str(certs.ca),
+         "-verify_return_error", "-quiet"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert openssl.stdin is not None
+        assert openssl.stdout is not None
+        openssl.stdin.write('{"type":"ping"}\n')
+        openssl.stdin.flush()
+        ready, _, _ = select.select([openssl.stdout], [], [], 15)
+        assert ready, "openssl s_client got no reply"
+        assert openssl.stdout.readline().strip() == '{"type": "pong"}'
+    finally:
+        openssl.kill()
+        openssl.communicate(timeout=10)
+    client = subprocess.run(
+        [sys.executable, "-m", "classcord", "client", "--tls", "--cafile", str(certs.ca),
+         "--host", "127.0.0.1", "--port", str(tls_port), "--raw"],
+        input='{"type":"ping"}\n', capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert client.returncode == 0, client.stderr
+    assert '"type": "pong"' in client.stdout
