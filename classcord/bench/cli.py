@@ -86,7 +86,8 @@ def _common(p: argparse.ArgumentParser, d: dict[str, Any]) -> None:
         "--spawn",
         default="classcord",
         help="servers to start on 127.0.0.1, one run each in this order: "
-        "classcord, baseline or classcord,baseline (default: classcord); "
+        "classcord, classcord-tls (through its TLS port), baseline, or several with "
+        "commas, e.g. classcord,classcord-tls,baseline (default: classcord); "
         "classcord@DIR runs ClassCord from the source tree DIR (e.g. a worktree of "
         "an earlier commit) beside the current one",
     )
@@ -199,7 +200,7 @@ def options_from(args: argparse.Namespace) -> Options:
 
 
 def server_flags(kind: str, opts: Options, args: argparse.Namespace) -> list[str]:
-    if split_kind(kind)[0] != "classcord":
+    if split_kind(kind)[0] not in ("classcord", "classcord-tls"):
         return []
     flags = list(BENCH_SERVER_FLAGS)
     if opts.scenario != "storm" and not args.default_hashing:
@@ -216,9 +217,12 @@ async def run_once(
         server = ServerProcess(kind, extra_args=server_flags(kind, opts, args))
         await asyncio.to_thread(server.start)
         host, port, pid = server.host, server.port, server.pid
+        tls_cafile = server.tls_cafile
+    else:
+        tls_cafile = None
     label = f"{opts.scenario}/{kind}" + (f"#{rnd}" if rounds > 1 else "")
     monitor = Monitor(pid, label, None if args.quiet else sys.stderr)
-    pool = WorkerPool(opts.workers, host, port, opts.password, opts.prefix)
+    pool = WorkerPool(opts.workers, host, port, opts.password, opts.prefix, tls_cafile)
     load_before = report.machine()["loadavg"]
     try:
         await pool.start()
@@ -236,6 +240,7 @@ async def run_once(
         "round": rnd,
         "rounds": rounds,
         "target": f"{host}:{port}",
+        "tls": tls_cafile is not None,
         "loadavg_before": load_before,
         "loadavg_after": report.machine()["loadavg"],
         "result": result,

@@ -13,6 +13,7 @@ import asyncio
 import json
 import re
 import socket
+import ssl
 import time
 from collections import deque
 from typing import Any, Final
@@ -265,6 +266,7 @@ async def open_client(
     password: str,
     seconds: float,
     recv_buffer: int = 0,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     """Connect ``client`` and identify it: ``login`` (register first, "already exists"
     is fine), ``login-only``, ``register`` (only), ``guest`` (an empty announce
@@ -279,9 +281,16 @@ async def open_client(
         except BaseException:
             sock.close()
             raise
-        await loop.create_connection(lambda: client, sock=sock)
+        await loop.create_connection(
+            lambda: client, sock=sock, ssl=tls, server_hostname=host if tls else None
+        )
     else:
-        await asyncio.wait_for(loop.create_connection(lambda: client, host, port), seconds)
+        await asyncio.wait_for(
+            loop.create_connection(
+                lambda: client, host, port, ssl=tls, server_hostname=host if tls else None
+            ),
+            seconds,
+        )
     name = client.name
     if auth in ("login", "login-only", "register"):
         if auth in ("login", "register"):

@@ -28,9 +28,23 @@ class WorkerFailed(RuntimeError):
 class WorkerPool:
     """``count`` worker processes; client ``i`` lives in worker ``i % count``."""
 
-    def __init__(self, count: int, host: str, port: int, password: str, prefix: str) -> None:
+    def __init__(
+        self,
+        count: int,
+        host: str,
+        port: int,
+        password: str,
+        prefix: str,
+        tls_cafile: str | None = None,
+    ) -> None:
         self.count = count
-        self.setup = {"host": host, "port": port, "password": password, "prefix": prefix}
+        self.setup = {
+            "host": host,
+            "port": port,
+            "password": password,
+            "prefix": prefix,
+            "tls_cafile": tls_cafile,
+        }
         self.procs: list[asyncio.subprocess.Process] = []
         self.latest: list[Json] = [{} for _ in range(count)]
         self._pending: dict[int, asyncio.Future[Json]] = {}

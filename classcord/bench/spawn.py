@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,9 @@ READY_PATTERN: Final = re.compile(r"listening on (\S+):(\d+)")
 READY_TIMEOUT: Final = 30.0
 STOP_TIMEOUT: Final = 15.0
 POLL_INTERVAL: Final = 0.02
-KINDS: Final = ("classcord", "baseline")
+# classcord-tls: ClassCord measured through its TLS port (a throwaway certificate).
+KINDS: Final = ("classcord", "classcord-tls", "baseline")
+TLS_READY_PATTERN: Final = re.compile(r"tls: listening on (\S+):(\d+)")
 # ``classcord@DIR``: ClassCord from another source tree (a checkout of an earlier
 # commit), so that a change is measured side by side with what it replaces.
 SOURCE_SEPARATOR: Final = "@"
@@ -56,8 +59,26 @@ def split_kind(kind: str) -> tuple[str, str | None]:
 def is_valid_kind(kind: str) -> bool:
     base, source = split_kind(kind)
     if source is not None:
-        return base == "classcord" and (Path(source) / "classcord" / "__main__.py").is_file()
+        return (
+            base in ("classcord", "classcord-tls")
+            and (Path(source) / "classcord" / "__main__.py").is_file()
+        )
     return base in KINDS
+
+
+def make_bench_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, for the TLS step only."""
+    cert, key = folder / "bench-tls.pem", folder / "bench-tls.key"
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise ServerStartError("the classcord-tls step needs openssl (apt-get install openssl)")
+    subprocess.run(  # noqa: S603 - fixed arguments
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=bench",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
 
 
 def child_env(source: str | None = None) -> dict[str, str]:
@@ -74,6 +95,10 @@ def server_command(
     kind: str, host: str, port: int, data_dir: str, extra: Sequence[str] = ()
 ) -> list[str]:
     kind, _source = split_kind(kind)
+    if kind == "classcord-tls":
+        cert, key = make_bench_certificate(Path(data_dir))
+        tls = ("--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-port", "0")
+        return [*server_command("classcord", host, port, data_dir), *tls, *extra]
     if kind == "classcord":
         return [
             sys.executable, "-m", "classcord", "serve",
@@ -114,6 +139,8 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.ready_seconds = 0.0
+        # With classcord-tls, clients connect to the TLS port with this CA file.
+        self.tls_cafile: str | None = None
 
     @property
     def pid(self) -> int:
@@ -132,9 +159,12 @@ class ServerProcess:
             )
         deadline = started + timeout
         while time.monotonic() < deadline:
-            match = READY_PATTERN.search(self.read_log(offset))
+            pattern = TLS_READY_PATTERN if split_kind(self.kind)[0] == "classcord-tls" else None
+            match = (pattern or READY_PATTERN).search(self.read_log(offset))
             if match:
                 self.port = int(match.group(2))
+                if pattern is not None:
+                    self.tls_cafile = str(Path(self.data_dir) / "bench-tls.pem")
                 self.ready_seconds = time.monotonic() - started
                 return self
             if self.proc.poll() is not None:

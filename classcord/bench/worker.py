@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -44,10 +45,26 @@ def emit(obj: Json) -> None:
     sys.stdout.flush()
 
 
+def client_tls(cafile: str | None) -> ssl.SSLContext | None:
+    """The clients' context for the TLS step: the server's throwaway certificate is
+    verified like a real one (its IP address included)."""
+    if not cafile:
+        return None
+    return ssl.create_default_context(cafile=cafile)
+
+
 class Worker:
-    def __init__(self, host: str, port: int, password: str, prefix: str) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        password: str,
+        prefix: str,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.host = host
         self.port = port
+        self.tls = tls
         self.password = password
         self.prefix = prefix
         self.book = LatencyBook()
@@ -121,6 +138,7 @@ class Worker:
                         password=self.password,
                         seconds=timeout,
                         recv_buffer=int(cmd.get("recv_buffer", 0)) if role == "staller" else 0,
+                        tls=self.tls,
                     )
                 except (OSError, TimeoutError, HandshakeError) as exc:
                     self.connect_failures += 1
@@ -282,6 +300,7 @@ class Worker:
                         auth="guest" if guest else "login",
                         password=self.password,
                         seconds=timeout,
+                        tls=self.tls,
                     )
                 except (OSError, TimeoutError, HandshakeError) as exc:
                     self.connect_failures += 1
@@ -410,7 +429,13 @@ async def serve(worker: Worker) -> None:
 def main() -> int:
     raise_nofile_limit()
     setup = json.loads(sys.argv[1])
-    worker = Worker(setup["host"], int(setup["port"]), setup["password"], setup["prefix"])
+    worker = Worker(
+        setup["host"],
+        int(setup["port"]),
+        setup["password"],
+        setup["prefix"],
+        client_tls(setup.get("tls_cafile")),
+    )
     asyncio.run(serve(worker))
     return 0
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +29,33 @@ def bench(*args: str) -> dict[str, Any]:
     document = json.loads(done.stdout)
     assert isinstance(document, dict)
     return document
+
+
+def test_the_tls_step_goes_through_the_tls_port_and_counts_every_delivery() -> None:
+    doc = bench(
+        "fanout", "--spawn", "classcord,classcord-tls", "--clients", "6", "--senders", "2",
+        "--rate", "40", "--duration", "0.5", "--probes", "3", "--workers", "2",
+    )  # fmt: skip
+    plain, tls = doc["runs"]
+    assert (plain["server"], tls["server"]) == ("classcord", "classcord-tls")
+    assert (plain["tls"], tls["tls"]) == (False, True)  # clients went through TLS
+    for run in (plain, tls):
+        (step,) = run["result"]["steps"]
+        assert run["result"]["handshake"]["ok"] == 6
+        assert step["deliveries_received"] == step["deliveries_expected"] > 0
+
+
+def test_a_source_tree_can_be_measured_beside_the_current_one(tmp_path: Path) -> None:
+    """--spawn classcord@DIR: here DIR is this very tree, so both runs must agree."""
+    root = Path(__file__).resolve().parents[2]
+    doc = bench(
+        "fanout", "--spawn", f"classcord@{root},classcord", "--clients", "4", "--senders", "1",
+        "--rate", "20", "--duration", "0.3", "--probes", "2",
+    )  # fmt: skip
+    assert [r["server"] for r in doc["runs"]] == [f"classcord@{root}", "classcord"]
+    for run in doc["runs"]:
+        (step,) = run["result"]["steps"]
+        assert step["deliveries_received"] == step["deliveries_expected"] > 0
 
 
 def test_fanout_against_both_servers_counts_every_delivery() -> None:
