@@ -29,6 +29,8 @@ Options:
   --days N              server certificate lifetime in days (default 397)
   --store-password PW   the Java truststore's password (default: classcord)
   --renew               make a new server certificate even if one exists
+  --owner UID           give DIR/server/ to this user (10001: the container's
+                        server user, which must read the key; needs root)
   --undo                remove what this script made in DIR (CA included)
   --dry-run             print the commands, change nothing
   -h, --help            this help
@@ -40,6 +42,7 @@ DAYS=397
 CA_DAYS=1826
 STORE_PASSWORD=classcord
 RENEW=0
+OWNER=
 ACTION="make"
 DRY_RUN=0
 IPS=()
@@ -61,6 +64,7 @@ while [ "$#" -gt 0 ]; do
         --days) DAYS=${2:?--days needs a number}; shift ;;
         --store-password) STORE_PASSWORD=${2:?--store-password needs a value}; shift ;;
         --renew) RENEW=1 ;;
+        --owner) OWNER=${2:?--owner needs a uid}; shift ;;
         --undo) ACTION=undo ;;
         --dry-run) DRY_RUN=1 ;;
         *) die "unknown argument: $1 (see --help)" ;;
@@ -69,6 +73,7 @@ while [ "$#" -gt 0 ]; do
 done
 
 [[ "$DAYS" =~ ^[0-9]+$ ]] && [ "$DAYS" -ge 1 ] || die "bad --days: $DAYS"
+[ -z "$OWNER" ] || [[ "$OWNER" =~ ^[0-9]+$ ]] || die "bad --owner (a numeric uid): $OWNER"
 
 if [ "$ACTION" = undo ]; then
     for path in "$DIR/ca" "$DIR/server" "$DIR/ca.pem" "$DIR/truststore.p12" "$DIR/ca.srl"; do
@@ -133,6 +138,10 @@ else
     # through the bind mount only if the folder's owner lets it (see CONTAINERS.md).
     run chmod 644 "$DIR/server/server.pem"
     run chmod 600 "$DIR/server/server.key"
+fi
+
+if [ -n "$OWNER" ]; then
+    run chown -R "$OWNER:$OWNER" "$DIR/server"
 fi
 
 if command -v keytool >/dev/null; then
