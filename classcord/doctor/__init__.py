@@ -38,8 +38,11 @@ from classcord.doctor.listeners import find_listeners
 from classcord.doctor.network import detect_mode, gather_network
 from classcord.doctor.report import render_json, render_text
 from classcord.doctor.roundtrip import parse_target, round_trip
+from classcord.doctor.tlshop import probe_tls, tls_checks
 
 DEFAULT_PORT = Settings().port
+DEFAULT_TLS_PORT = Settings().tls_port
+DEFAULT_CAFILE = "tls/ca.pem"
 DEFAULT_LAN = "10.0.108.0/24"
 DEFAULT_TIMEOUT = 3.0
 
@@ -125,12 +128,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no round trip to this machine's own LAN address (only 127.0.0.1 and --target)",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="also check the TLS port: handshake with the class CA, the certificate's "
+        "addresses and expiry, pong through it",
+    )
+    parser.add_argument(
+        "--tls-port",
+        type=int,
+        default=int(os.environ.get("CLASSCORD_TLS_PORT", DEFAULT_TLS_PORT) or DEFAULT_TLS_PORT),
+        help=f"with --tls: the TLS port [CLASSCORD_TLS_PORT or {DEFAULT_TLS_PORT}]",
+    )
+    parser.add_argument(
+        "--cafile",
+        default=DEFAULT_CAFILE,
+        help=f"with --tls: the class CA made by scripts/tls-class-ca.sh [{DEFAULT_CAFILE}]",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     facts = gather(args)
     checks = diagnose(facts)
+    if args.tls:
+        # The same addresses as the plaintext round trips, on the TLS port.
+        probes = [
+            probe_tls(Target(trip.target.host, args.tls_port), args.cafile, args.timeout)
+            for trip in facts.round_trips
+        ]
+        checks += tls_checks(probes)
     final = verdict(checks, bool(args.target), facts.port)
     if args.json:
         print(render_json(facts, checks, final))

@@ -4,6 +4,7 @@ here, as SLAM students write theirs: it proves the Java lines PROTOCOL.md gives.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import select
 import shutil
@@ -146,3 +147,42 @@ def test_the_documented_openssl_and_client_commands_work(
     )  # fmt: skip
     assert client.returncode == 0, client.stderr
     assert '"type": "pong"' in client.stdout
+
+
+def doctor_tls(port: int, tls_port: int, cafile: Path, tmp_path: Path) -> dict[str, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "classcord", "doctor", "--json", "--port", str(port),
+         "--tls", "--tls-port", str(tls_port), "--cafile", str(cafile),
+         "--docker-host", f"unix://{tmp_path}/no-docker.sock",
+         "--ufw-rootdir", str(tmp_path / "no-ufw"),
+         "--skip-own-address"],  # test traffic stays on 127.0.0.1
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    report = json.loads(done.stdout)
+    return {c["hop"]: c["status"] for c in report["checks"]}
+
+
+def test_the_doctor_checks_the_tls_hop_and_the_certificate(
+    certs: ClassCertificates, tls_process: tuple[ServerProcess, int], tmp_path: Path
+) -> None:
+    server, tls_port = tls_process
+    statuses = doctor_tls(server.port, tls_port, certs.ca, tmp_path)
+    assert (statuses["tls"], statuses["tls-cert"]) == ("ok", "ok")
+    other = make_class_certificates(tmp_path / "other", "--ip", "127.0.0.1")
+    assert doctor_tls(server.port, tls_port, other.ca, tmp_path)["tls"] == "fail"
+
+
+def test_the_doctor_names_an_address_the_certificate_lacks(tmp_path: Path) -> None:
+    named_only = make_class_certificates(tmp_path / "tls", "--name", "classcord.lan")
+    server = ServerProcess(
+        tmp_path / "data", 0, "--tls-cert-file", str(named_only.cert),
+        "--tls-key-file", str(named_only.key), "--tls-port", "0",
+    ).start()  # fmt: skip
+    try:
+        assert server.wait_for_log("tls: listening on")
+        match = TLS_LISTENING.search(server.log)
+        assert match
+        statuses = doctor_tls(server.port, int(match.group(1)), named_only.ca, tmp_path)
+        assert statuses["tls-cert"] == "fail"
+    finally:
+        server.kill()
