@@ -22,6 +22,7 @@ throttling, guests, presence, private messages, history, admin commands.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from typing import Final
 
 from classcord import texts
@@ -167,6 +168,20 @@ RESERVED_FOR_GUESTS: Final = frozenset({name_key(texts.SERVER_NAME)})
 def is_reserved_name(name: str) -> bool:
     """Reserved for accounts: Serveur, invité and every look-alike of them."""
     return name_key(name) in RESERVED_FOR_ACCOUNTS
+
+
+def collisions(names: Iterable[str]) -> list[list[str]]:
+    """Groups of names that are one name under this rule (accounts made before it),
+    or that it reserves; each group sorted, the groups by their first name."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name_key(name), []).append(name)
+    found = [
+        sorted(group)
+        for key, group in groups.items()
+        if len(group) > 1 or key in RESERVED_FOR_ACCOUNTS
+    ]
+    return sorted(found)
 
 
 def is_reserved_for_guests(name: str) -> bool:

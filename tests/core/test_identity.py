@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from classcord.identity import (
+    collisions,
     is_reserved_for_guests,
     is_reserved_name,
     is_valid_name,
@@ -79,3 +80,8 @@ def test_the_key_is_stable_and_a_valid_name_has_no_invisible_character(name: str
     if is_valid_name(name, 64):
         assert all(unicodedata.category(c)[0] != "C" for c in name)
         assert name == name.strip()
+
+
+def test_collisions_report_accounts_that_the_rule_makes_one() -> None:
+    existing = ["alice", "ａlice", "Bob", "bob", "zoé", "zoe\u0301", "carol", "Serveur2", "Invité"]
+    assert collisions(existing) == [["Bob", "bob"], ["Invité"], ["alice", "ａlice"], ["zoe\u0301", "zo\u00e9"]]
