@@ -298,7 +298,7 @@ class Accounts:
         return await self._storage.call(self._storage.storage.set_banned, name, banned)
 
     def close(self) -> None:
-        self._hashers.shutdown(wait=True)
+        self._hashers.shutdown(wait=True, cancel_futures=True)
 
 
 # --- import of the reference server's users.pkl ----------------------------------

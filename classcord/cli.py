@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import errno
 import importlib
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -205,14 +207,32 @@ async def start_server(settings: Settings) -> ClassCordServer:
     from classcord.history import History
     from classcord.hub import Hub
     from classcord.server import ClassCordServer
-    from classcord.storage import Storage, StorageWorker
+    from classcord.storage import DataFolderLock, Storage, StorageWorker, prepare_data_dir
 
-    storage = StorageWorker(Storage(settings.database_path))
+    prepare_data_dir(settings.data_path)
+    lock = DataFolderLock.acquire(settings.data_path)
+    try:
+        storage = StorageWorker(Storage(settings.database_path))
+    except BaseException:
+        lock.close()
+        raise
     accounts = Accounts(settings, storage)
-    history = History(storage)
+    history = History(
+        storage,
+        retry_initial=settings.history_retry_initial_seconds,
+        retry_max=settings.history_retry_max_seconds,
+        read_timeout=settings.storage_timeout_seconds,
+    )
     hub = Hub(settings, accounts, history)
     server = ClassCordServer(settings, storage, accounts, history, hub)
-    await server.start()
+    server.hold_until_closed(lock)
+    try:
+        await server.start()
+    except BaseException:
+        await storage.close(settings.shutdown_storage_seconds)
+        accounts.close()
+        lock.close()
+        raise
     admin = await start_admin_socket(server, settings.admin_socket_path)
     if admin is not None:
         server.close_at_shutdown(admin)
@@ -220,25 +240,65 @@ async def start_server(settings: Settings) -> ClassCordServer:
 
 
 def serve(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT. Every start-up failure is one line and an exit code:
+    2 for a setting that cannot work (an unresolvable host), 1 otherwise."""
     _configure_logging(settings)
+    import sqlite3
+
     from classcord.errors import StorageError
 
+    wedged = False
+
     async def run() -> None:
+        nonlocal wedged
         server = await start_server(settings)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, server.request_shutdown, signal.Signals(signum).name)
         await server.wait_closed()
+        wedged = server.storage_wedged
 
     try:
         asyncio.run(run())
     except StorageError as exc:
         log.error("%s", exc)
         return 1
-    except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
+    except sqlite3.Error as exc:
+        log.error("cannot use database %s: %s", settings.database_path, exc)
         return 1
+    except socket.gaierror as exc:
+        log.error(
+            "host %r cannot be resolved (%s): set CLASSCORD_HOST or --host to an address"
+            " of this machine, such as 0.0.0.0 or 127.0.0.1",
+            settings.host,
+            exc.strerror,
+        )
+        return EXIT_USAGE
+    except OSError as exc:
+        log.error("%s", listen_error(settings, exc))
+        return 1
+    if wedged:
+        # The storage thread is stuck in the kernel (a dead disk): nothing more can be
+        # saved, and shutdown has already said what was lost. Do not wait for it.
+        logging.shutdown()
+        os._exit(1)
     return 0
+
+
+def listen_error(settings: Settings, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"cannot listen on {settings.host}:{settings.port}: port {settings.port} is"
+            f" already in use; see who holds it with \"ss -ltnp 'sport = :{settings.port}'\","
+            " stop it or choose another port with --port (CLASSCORD_PORT), or run"
+            " 'python3 -m classcord doctor'"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"cannot listen on {settings.host}:{settings.port}: {settings.host} is not an"
+            " address of this machine; use 0.0.0.0 (every interface) or 127.0.0.1"
+        )
+    return f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
 
 
 def healthcheck(host: str, port: int, timeout: float) -> int:
