@@ -140,6 +140,10 @@ class LoginThrottle:
     def success(self, key: str) -> None:
         self._accounts.pop(key, None)
 
+    def unlock(self, key: str) -> int:
+        """Forget failures and lockout of an account; how many entries were cleared."""
+        return 1 if self._accounts.pop(key, None) is not None else 0
+
     def forget_stale(self) -> None:
         now = self._clock()
         stale = [
@@ -205,6 +209,7 @@ class Accounts:
         self._lockout_seconds = settings.login_lockout_seconds
         self._max_failures = settings.login_max_failures
         self._registered: set[str] = set()
+        self._ids: dict[str, int] = {}
         self._pending: set[str] = set()
         # Verifying unknown names against a real hash keeps their timing like a
         # known name's, so failures do not reveal which accounts exist.
@@ -212,6 +217,14 @@ class Accounts:
 
     async def load(self) -> None:
         self._registered = set(await self._storage.call(self._storage.storage.user_name_keys))
+        rows = await self._storage.call(self._storage.storage.user_ids)
+        self._ids = {name_key(name): account_id for account_id, name in rows}
+
+    def account_id(self, name: str) -> int | None:
+        """The id of the account ``name`` (compared by ``name_key``), None for a name
+        no account has. Synchronous: an in-memory map kept by load and register.
+        Private history is keyed by ``storage.account_token(id)``, never by name."""
+        return self._ids.get(name_key(name))
 
     def is_registered(self, name: str) -> bool:
         return name_key(name) in self._registered
@@ -246,9 +259,10 @@ class Accounts:
         assert isinstance(stored, str)
         key = name_key(name)
         added = await self._storage.call(self._storage.storage.add_user, name, key, stored)
-        if not added:
+        if added is None:
             return RegisterOutcome.EXISTS
         self._registered.add(key)
+        self._ids[key] = added
         return RegisterOutcome.OK
 
     async def register(self, name: str, password: str) -> RegisterOutcome:
@@ -293,6 +307,10 @@ class Accounts:
         assert isinstance(stored, str)
         await self._storage.call(self._storage.storage.set_password_hash, name, stored)
         log.info("password hash of user=%s upgraded to n=%d", name, self._params.n)
+
+    def unlock(self, name: str) -> int:
+        """``admin unlock NAME``: the account can be tried again at once."""
+        return self.throttle.unlock(name_key(name))
 
     async def set_banned(self, name: str, banned: bool) -> bool:
         return await self._storage.call(self._storage.storage.set_banned, name, banned)

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -107,12 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the chat server (the default)")
     _add_settings_flags(serve)
 
-    health = commands.add_parser("healthcheck", help="ping a server; exit 0 if it answers pong")
+    health = commands.add_parser(
+        "healthcheck",
+        help="exit 0 if the server answers and can keep data (ping, database, disk)",
+    )
     health.add_argument("--host", default="127.0.0.1", help="server address [127.0.0.1]")
     health.add_argument(
         "--port", type=int, default=None, help="server port [CLASSCORD_PORT or 12345]"
     )
     health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait [3]")
+    health.add_argument(
+        "--data-dir", default=None, help="the server's data folder [CLASSCORD_DATA_DIR or data]"
+    )
 
     importer = commands.add_parser(
         "import-users", help="hash the old server's users.pkl into the database"
@@ -160,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "healthcheck":
             port = args.port if args.port is not None else port_from_environment()
-            return healthcheck(args.host, port, args.timeout)
+            return healthcheck(args.host, port, args.timeout, args.data_dir)
         if args.command == "import-users":
             return import_users(args.pickle, _data_settings(args.data_dir))
         if args.command == "backup":
@@ -301,7 +308,15 @@ def listen_error(settings: Settings, exc: OSError) -> str:
     return f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
 
 
-def healthcheck(host: str, port: int, timeout: float) -> int:
+def healthcheck(host: str, port: int, timeout: float, data_dir: str | None = None) -> int:
+    """One line, ``healthy: ...`` or ``unhealthy: REASON``; exit 0 or 1.
+
+    The ping proves the chat port answers; the admin socket's ``health`` proves the
+    server can keep data (a committed write, free space, nothing waiting too long).
+    Without the admin socket, a local free-space check stands in, and the line says so."""
+    from classcord.health import MB, check_disk
+
+    started = time.monotonic()
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.sendall(b'{"type": "ping"}\n')
@@ -310,8 +325,50 @@ def healthcheck(host: str, port: int, timeout: float) -> int:
     except (OSError, ValueError, AttributeError) as exc:
         print(f"unhealthy: {host}:{port}: {exc}")
         return 1
-    print(f"{'healthy' if ok else 'unhealthy'}: {host}:{port}")
-    return 0 if ok else 1
+    if not ok:
+        print(f"unhealthy: {host}:{port} did not answer the ping with pong")
+        return 1
+    try:
+        settings = settings_from({"data_dir": data_dir})
+    except SettingsError:
+        settings = Settings().replace(data_dir=data_dir or Settings().data_dir)
+    left = max(0.1, timeout - (time.monotonic() - started))
+    from classcord.admin_client import ImpostorSocket, request
+
+    path = settings.admin_socket_path
+    try:
+        answer = request(path, "health", [f"{left * 0.8:.3f}"], timeout=left)
+    except ImpostorSocket as exc:
+        print(f"unhealthy: {exc}")
+        return 1
+    except TimeoutError:
+        print(f"unhealthy: {host}:{port} answers, but not its health request within {left:.1f} s")
+        return 1
+    except (OSError, ValueError) as exc:
+        disk = check_disk(settings.data_path, settings.health_min_free_bytes)
+        if disk.problem:
+            print(f"unhealthy: {disk.problem}")
+            return 1
+        print(
+            f"healthy: {host}:{port} answers ping, {disk.free_bytes / MB:.0f} MB free"
+            f" (admin socket {path} unreachable: {getattr(exc, 'strerror', None) or exc};"
+            " database not checked)"
+        )
+        return 0
+    result = answer.get("result") if answer.get("ok") else None
+    if not isinstance(result, dict):
+        print(f"unhealthy: health request failed: {answer.get('error')}")
+        return 1
+    if not result.get("healthy"):
+        print(f"unhealthy: {'; '.join(result.get('problems') or ['unknown'])}")
+        return 1
+    history = result.get("history") or {}
+    print(
+        f"healthy: {host}:{port} answers ping, database writable,"
+        f" {int(result.get('free_bytes', 0)) / MB:.0f} MB free,"
+        f" {history.get('pending', 0)} messages pending"
+    )
+    return 0
 
 
 def import_users(path: Path, settings: Settings) -> int:

@@ -344,18 +344,18 @@ class Storage:
         ).fetchone()
         return None if row is None else UserRecord(row[0], row[1], bool(row[2]))
 
-    def add_user(self, name: str, name_key: str, password_hash: str) -> bool:
-        """Insert and commit; False when the name (case-insensitively) exists."""
+    def add_user(self, name: str, name_key: str, password_hash: str) -> int | None:
+        """Insert and commit; the new account's id, None when the name exists."""
         try:
             with self._transaction():
-                self._db.execute(
+                cursor = self._db.execute(
                     "INSERT INTO users (name, name_key, password_hash, created_at)"
                     " VALUES (?, ?, ?, ?)",
                     (name, name_key, password_hash, time.time()),
                 )
         except sqlite3.IntegrityError:
-            return False
-        return True
+            return None
+        return cursor.lastrowid
 
     def set_password_hash(self, name: str, password_hash: str) -> None:
         with self._transaction():
