@@ -271,7 +271,9 @@ def serve(settings: Settings) -> int:
         log.error("%s", exc)
         return 1
     except sqlite3.Error as exc:
-        log.error("cannot use database %s: %s", settings.database_path, exc)
+        from classcord.storage import sqlite_hint
+
+        log.error("cannot use database %s: %s%s", settings.database_path, exc, sqlite_hint(exc))
         return 1
     except socket.gaierror as exc:
         log.error(

@@ -130,6 +130,19 @@ def private_conversation(first_key: str, second_key: str) -> str:
     return f"@{low}\n{high}"
 
 
+def sqlite_hint(exc: BaseException) -> str:
+    """What to do about the SQLite errors an operator meets at start-up."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return (
+            " (another process holds the database: a sqlite3 shell, a restore, a second"
+            " server; stop it, then start again)"
+        )
+    if "malformed" in text or "not a database" in text:
+        return " (the file is damaged: restore the latest backup, see README 'Data and durability')"
+    return ""
+
+
 def account_token(account_id: int) -> str:
     """The identity token of an account in private conversation keys."""
     return f"u{account_id}"
@@ -176,11 +189,12 @@ def ownership_fix(folder: Path) -> str:
 
 
 def _unusable(folder: Path, problem: str) -> StorageError:
+    folder = folder.absolute()
     who = describe_owner(os.geteuid())
     try:
         owner = describe_owner(folder.stat().st_uid)
     except OSError:
-        owner = "unknown"
+        owner = "nobody it can see (a parent folder is closed to this user)"
     return StorageError(
         f"data folder {folder} {problem}: the server runs as user {who}, the folder"
         f" belongs to {owner}; fix: {ownership_fix(folder)}"
@@ -284,7 +298,7 @@ class Storage:
         except DataFolderBusy:
             raise
         except (OSError, sqlite3.Error, StorageError) as exc:
-            raise StorageError(f"cannot open database {path}: {exc}") from exc
+            raise StorageError(f"cannot open database {path}: {exc}{sqlite_hint(exc)}") from exc
 
     def _migrate(self) -> None:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
