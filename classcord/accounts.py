@@ -3,6 +3,22 @@
 Hashing runs on worker threads (``hashlib.scrypt`` releases the GIL), so a storm of
 logins never stalls the chat. Throttling is per account, not per address: behind
 the classroom NAT every client has the same address.
+
+Fairness (issue 11): at most ``login_hashes_in_flight`` hashes are queued or running
+in total and ``login_hashes_per_connection`` per connection; the queue is ordered by
+how many logins that connection has failed, so a classmate who has not failed goes
+before 600 connections that keep failing, and a request past the bound is answered
+at once, without hashing (``Login failed.``, reason ``busy``, which the fail2ban
+filter does not count). A queued request of a connection that failed more is
+evicted to make room for one that failed less.
+
+Lockout: failures are counted per (exact account name, connection), so someone who
+keeps failing on an account locks only their own connection out of it, never the
+owner; once an account has ``login_max_failures`` recent failures, connections that
+already failed on it get at most one guess per ``login_account_slowdown_seconds``
+on it, while a connection that has not failed is never slowed. Failures on another
+spelling (``VICTIM2``) are that spelling's, not the account's. ``admin unlock NAME``
+clears it all.
 """
 
 from __future__ import annotations
@@ -11,22 +27,27 @@ import asyncio
 import base64
 import contextlib
 import enum
+import functools
 import hashlib
+import heapq
 import hmac
 import io
+import itertools
 import logging
 import os
 import pickle
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+from classcord import texts
 from classcord.config import Settings
-from classcord.errors import LegacyImportError
+from classcord.errors import ClientError, LegacyImportError
 from classcord.protocol import is_valid_name, loggable, name_key
 from classcord.storage import Storage, StorageWorker
 
@@ -144,6 +165,19 @@ class LoginThrottle:
         """Forget failures and lockout of an account; how many entries were cleared."""
         return 1 if self._accounts.pop(key, None) is not None else 0
 
+    def unlock_prefix(self, prefix: str) -> int:
+        keys = [key for key in self._accounts if key.startswith(prefix)]
+        for key in keys:
+            del self._accounts[key]
+        return len(keys)
+
+    def failures_of(self, key: str) -> int:
+        entry = self._accounts.get(key)
+        if entry is None:
+            return 0
+        now = self._clock()
+        return sum(1 for t in entry.times if now - t < self._window)
+
     def forget_stale(self) -> None:
         now = self._clock()
         stale = [
@@ -153,6 +187,190 @@ class LoginThrottle:
         ]
         for key in stale:
             del self._accounts[key]
+
+
+class HashBusy(Exception):
+    """No room for another hash: answer without hashing."""
+
+
+@dataclass
+class _ClientState:
+    token: int
+    failures: int = 0
+    in_flight: int = 0
+
+
+@dataclass
+class _AccountAttempts:
+    failures: list[float] = field(default_factory=list)
+    last_slowed_guess: float = float("-inf")
+
+
+class LoginGuard:
+    """Who may try which account now. Failures count per (exact name, connection);
+    the clock is injected for tests. ``client`` is any object that stands for one
+    connection (the Session); None counts per name, as before."""
+
+    def __init__(
+        self,
+        max_failures: int,
+        window: float,
+        lockout: float,
+        slowdown: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pairs = LoginThrottle(max_failures, window, lockout, clock)
+        self._max_failures = max_failures
+        self._window = window
+        self._slowdown = slowdown
+        self._clock = clock
+        self._accounts: dict[str, _AccountAttempts] = {}
+        self._clients: weakref.WeakKeyDictionary[Any, _ClientState] = weakref.WeakKeyDictionary()
+        self._tokens = itertools.count(1)
+
+    def client(self, client: object | None) -> _ClientState | None:
+        if client is None:
+            return None
+        state = self._clients.get(client)
+        if state is None:
+            state = self._clients[client] = _ClientState(next(self._tokens))
+        return state
+
+    def _pair(self, name: str, client: object | None) -> str:
+        state = self.client(client)
+        return f"{name}\0{state.token if state else 0}"
+
+    def refusal(self, name: str, client: object | None) -> bool:
+        """True when this connection may not try this name now (no hash is spent)."""
+        if self.pairs.is_locked(self._pair(name, client)):
+            return True
+        state = self.client(client)
+        attempts = self._accounts.get(name)
+        if attempts is None or state is None:
+            return False
+        now = self._clock()
+        recent = [t for t in attempts.failures if now - t < self._window]
+        attempts.failures = recent
+        if len(recent) < self._max_failures or not self.pairs.failures_of(self._pair(name, client)):
+            return False
+        if now - attempts.last_slowed_guess < self._slowdown:
+            return True
+        attempts.last_slowed_guess = now
+        return False
+
+    def failure(self, name: str, client: object | None) -> bool:
+        """Record a failure; True when it locks this connection out of this name."""
+        state = self.client(client)
+        if state is not None:
+            state.failures += 1
+        attempts = self._accounts.setdefault(name, _AccountAttempts())
+        attempts.failures.append(self._clock())
+        return self.pairs.failure(self._pair(name, client))
+
+    def success(self, name: str, client: object | None) -> None:
+        self.pairs.success(self._pair(name, client))
+
+    def priority(self, name: str, client: object | None) -> int:
+        """Lower goes first: the connection's failures (by name without a client)."""
+        state = self.client(client)
+        if state is not None:
+            return state.failures
+        return self.pairs.failures_of(self._pair(name, None))
+
+    def unlock(self, name: str) -> int:
+        cleared = self.pairs.unlock_prefix(f"{name}\0")
+        if self._accounts.pop(name, None) is not None:
+            cleared += 1
+        return cleared
+
+    def forget_stale(self) -> None:
+        self.pairs.forget_stale()
+        now = self._clock()
+        for name in [
+            n for n, a in self._accounts.items() if all(now - t >= self._window for t in a.failures)
+        ]:
+            del self._accounts[name]
+
+
+@dataclass(order=True)
+class _HashJob:
+    priority: int
+    seq: int
+    function: Callable[..., object] = field(compare=False)
+    args: tuple[object, ...] = field(compare=False)
+    future: asyncio.Future[object] = field(compare=False)
+
+
+class HashScheduler:
+    """At most ``capacity`` hashes queued or running; the lowest priority number
+    runs first; past capacity a job either evicts a worse queued one or is refused
+    (``HashBusy``), at once."""
+
+    def __init__(self, executor: ThreadPoolExecutor, workers: int, capacity: int) -> None:
+        self._executor = executor
+        self._workers = workers
+        self._capacity = capacity
+        self._queue: list[_HashJob] = []
+        self._running = 0
+        self._seq = itertools.count()
+        self.refused = 0
+
+    @property
+    def load(self) -> int:
+        return self._running + len(self._queue)
+
+    def would_refuse(self, priority: int) -> bool:
+        """True when a job of this priority would be refused now (checked before any
+        database work, so a flood is answered at the cost of a comparison)."""
+        if self.load < self._capacity:
+            return False
+        worst = max(self._queue, default=None)
+        return worst is None or worst.priority <= priority
+
+    async def run(self, priority: int, function: Callable[..., object], *args: object) -> object:
+        loop = asyncio.get_running_loop()
+        job = _HashJob(priority, next(self._seq), function, args, loop.create_future())
+        if self.load >= self._capacity:
+            worst = max(self._queue, default=None)
+            if worst is None or worst.priority <= priority:
+                self.refused += 1
+                raise HashBusy
+            self._queue.remove(worst)
+            heapq.heapify(self._queue)
+            self.refused += 1
+            if not worst.future.done():
+                worst.future.set_exception(HashBusy())
+        heapq.heappush(self._queue, job)
+        self._start(loop)
+        try:
+            return await job.future
+        except asyncio.CancelledError:
+            if job in self._queue:  # never started: free its place
+                self._queue.remove(job)
+                heapq.heapify(self._queue)
+            raise
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        while self._running < self._workers and self._queue:
+            job = heapq.heappop(self._queue)
+            if job.future.done():
+                continue
+            self._running += 1
+            running = loop.run_in_executor(self._executor, job.function, *job.args)
+            running.add_done_callback(functools.partial(self._finished, loop, job))
+
+    def _finished(
+        self, loop: asyncio.AbstractEventLoop, job: _HashJob, done: asyncio.Future[object]
+    ) -> None:
+        self._running -= 1
+        if not job.future.done():
+            if done.cancelled():
+                job.future.cancel()
+            elif (exc := done.exception()) is not None:
+                job.future.set_exception(exc)
+            else:
+                job.future.set_result(done.result())
+        self._start(loop)
 
 
 MAX_NICENESS: Final = 19
@@ -181,6 +399,7 @@ class LoginOutcome(enum.Enum):
     UNKNOWN_USER = "unknown-user"
     LOCKED = "locked"
     BANNED = "banned"
+    BUSY = "busy"  # too many hashes waiting: answered without hashing
 
 
 class Accounts:
@@ -200,12 +419,18 @@ class Accounts:
             initializer=_lower_thread_priority,
             initargs=(settings.hash_thread_niceness,),
         )
-        self.throttle = LoginThrottle(
+        self.guard = LoginGuard(
             settings.login_max_failures,
             settings.login_failure_window,
             settings.login_lockout_seconds,
+            settings.login_account_slowdown_seconds,
             clock,
         )
+        self.throttle = self.guard.pairs
+        self.scheduler = HashScheduler(
+            self._hashers, settings.hash_workers, settings.login_hashes_in_flight
+        )
+        self._per_connection = settings.login_hashes_per_connection
         self._lockout_seconds = settings.login_lockout_seconds
         self._max_failures = settings.login_max_failures
         self._registered: set[str] = set()
@@ -237,9 +462,28 @@ class Accounts:
     def registered_count(self) -> int:
         return len(self._registered)
 
-    async def _hash(self, function: Callable[..., object], *args: object) -> object:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._hashers, function, *args)
+    async def _hash(
+        self,
+        name: str,
+        client: object | None,
+        function: Callable[..., object],
+        *args: object,
+    ) -> object:
+        """One hash through the fair scheduler; HashBusy past the bounds."""
+        state = self.guard.client(client)
+        if state is not None and state.in_flight >= self._per_connection:
+            raise HashBusy
+        if state is not None:
+            state.in_flight += 1
+        try:
+            return await self.scheduler.run(self.guard.priority(name, client), function, *args)
+        except HashBusy:
+            if state is not None:
+                state.failures += 1  # refused attempts count: a hammering client waits
+            raise
+        finally:
+            if state is not None:
+                state.in_flight -= 1
 
     def claim(self, name: str) -> bool:
         """Reserve a name for a registration, synchronously, so that nothing (a guest,
@@ -253,9 +497,16 @@ class Accounts:
     def release(self, name: str) -> None:
         self._pending.discard(name_key(name))
 
-    async def complete_registration(self, name: str, password: str) -> RegisterOutcome:
-        """Hash and commit a claimed name; the caller releases the claim."""
-        stored = await self._hash(hash_password, password, self._params)
+    async def complete_registration(
+        self, name: str, password: str, client: object | None = None
+    ) -> RegisterOutcome:
+        """Hash and commit a claimed name; the caller releases the claim. ``client``
+        stands for the connection (pass the Session). Past the hashing bounds this
+        raises ClientError(texts.HASH_BUSY), an error line, without hashing."""
+        try:
+            stored = await self._hash(name, client, hash_password, password, self._params)
+        except HashBusy:
+            raise ClientError(texts.HASH_BUSY) from None
         assert isinstance(stored, str)
         key = name_key(name)
         added = await self._storage.call(self._storage.storage.add_user, name, key, stored)
@@ -273,44 +524,69 @@ class Accounts:
         finally:
             self.release(name)
 
-    async def authenticate(self, name: str, password: str) -> LoginOutcome:
-        key = name_key(name)
-        if self.throttle.is_locked(key):
+    async def authenticate(
+        self, name: str, password: str, client: object | None = None
+    ) -> LoginOutcome:
+        """``client`` stands for the connection (pass the Session): lockout and
+        priority are per connection with it, per name without it."""
+        if self.guard.refusal(name, client):
             return LoginOutcome.LOCKED
+        if self.scheduler.would_refuse(self.guard.priority(name, client)):
+            state = self.guard.client(client)
+            if state is not None:
+                state.failures += 1
+            self.scheduler.refused += 1
+            return LoginOutcome.BUSY
         record = await self._storage.call(self._storage.storage.get_user, name)
         stored = self._decoy_hash if record is None else record.password_hash
-        ok = await self._hash(verify_password, password, stored, self._params.maxmem)
+        try:
+            ok = await self._hash(
+                name, client, verify_password, password, stored, self._params.maxmem
+            )
+        except HashBusy:
+            return LoginOutcome.BUSY
         if record is None:
-            return self._failed(key, LoginOutcome.UNKNOWN_USER)
+            return self._failed(name, client, LoginOutcome.UNKNOWN_USER)
         if not ok:
-            return self._failed(key, LoginOutcome.BAD_PASSWORD)
+            return self._failed(name, client, LoginOutcome.BAD_PASSWORD)
         if record.banned:
             return LoginOutcome.BANNED
-        self.throttle.success(key)
+        self.guard.success(name, client)
         if not self._params.same_cost(hash_params(record.password_hash)):
-            await self._rehash(record.name, password)
+            await self._rehash(record.name, password, client)
         return LoginOutcome.OK
 
-    def _failed(self, key: str, outcome: LoginOutcome) -> LoginOutcome:
-        if self.throttle.failure(key):
+    def _failed(self, name: str, client: object | None, outcome: LoginOutcome) -> LoginOutcome:
+        if self.guard.failure(name, client):
             log.warning(
-                "login lockout: user=%s locked for %.0f s after %d failed logins",
-                loggable(key),
+                "login lockout: user=%s locked for %.0f s after %d failed logins%s",
+                loggable(name),
                 self._lockout_seconds,
                 self._max_failures,
+                "" if client is None else " (for that connection only)",
             )
             return LoginOutcome.LOCKED
         return outcome
 
-    async def _rehash(self, name: str, password: str) -> None:
-        stored = await self._hash(hash_password, password, self._params)
+    def forget_stale(self) -> None:
+        self.guard.forget_stale()
+
+    async def _rehash(self, name: str, password: str, client: object | None) -> None:
+        try:
+            stored = await self._hash(name, client, hash_password, password, self._params)
+        except HashBusy:
+            return  # next login will do it
         assert isinstance(stored, str)
         await self._storage.call(self._storage.storage.set_password_hash, name, stored)
         log.info("password hash of user=%s upgraded to n=%d", name, self._params.n)
 
     def unlock(self, name: str) -> int:
-        """``admin unlock NAME``: the account can be tried again at once."""
-        return self.throttle.unlock(name_key(name))
+        """``admin unlock NAME``: the account can be tried again at once (the exact
+        name, and the registered spelling of the account NAME designates)."""
+        cleared = self.guard.unlock(name)
+        if name_key(name) != name:
+            cleared += self.guard.unlock(name_key(name))
+        return cleared
 
     async def set_banned(self, name: str, banned: bool) -> bool:
         return await self._storage.call(self._storage.storage.set_banned, name, banned)

@@ -316,7 +316,7 @@ def healthcheck(host: str, port: int, timeout: float, data_dir: str | None = Non
     The ping proves the chat port answers; the admin socket's ``health`` proves the
     server can keep data (a committed write, free space, nothing waiting too long).
     Without the admin socket, a local free-space check stands in, and the line says so."""
-    from classcord.health import MB, check_disk
+    from classcord.health import check_disk, megabytes
 
     started = time.monotonic()
     try:
@@ -352,7 +352,7 @@ def healthcheck(host: str, port: int, timeout: float, data_dir: str | None = Non
             print(f"unhealthy: {disk.problem}")
             return 1
         print(
-            f"healthy: {host}:{port} answers ping, {disk.free_bytes / MB:.0f} MB free"
+            f"healthy: {host}:{port} answers ping, {megabytes(disk.free_bytes)} free"
             f" (admin socket {path} unreachable: {getattr(exc, 'strerror', None) or exc};"
             " database not checked)"
         )
@@ -367,7 +367,7 @@ def healthcheck(host: str, port: int, timeout: float, data_dir: str | None = Non
     history = result.get("history") or {}
     print(
         f"healthy: {host}:{port} answers ping, database writable,"
-        f" {int(result.get('free_bytes', 0)) / MB:.0f} MB free,"
+        f" {megabytes(int(result.get('free_bytes', 0)))} free,"
         f" {history.get('pending', 0)} messages pending"
     )
     return 0

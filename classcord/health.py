@@ -19,7 +19,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from classcord.server import ClassCordServer
 
-MB = 1_000_000
+
+def megabytes(count: int) -> str:
+    """Free space as people read it (decimal MB, like ``df -H``)."""
+    return f"{count / 1e6:.1f} MB"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +40,8 @@ def check_disk(folder: Path, min_free_bytes: int) -> DiskSpace:
     if free < min_free_bytes:
         return DiskSpace(
             free,
-            f"data folder {folder} has {free / MB:.1f} MB free, below the"
-            f" {min_free_bytes / MB:.0f} MB of health_min_free_bytes",
+            f"data folder {folder} has {megabytes(free)} free, below the"
+            f" {megabytes(min_free_bytes)} of health_min_free_bytes",
         )
     return DiskSpace(free, None)
 

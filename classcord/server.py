@@ -374,7 +374,7 @@ class ClassCordServer:
         )
         if deleted:
             log.info("retention: deleted %d old messages", deleted)
-        self.accounts.throttle.forget_stale()
+        self.accounts.forget_stale()
 
     async def _prune_forever(self) -> None:
         while True:
