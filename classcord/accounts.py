@@ -48,8 +48,8 @@ from typing import Any, Final
 from classcord import texts
 from classcord.config import Settings
 from classcord.errors import ClientError, LegacyImportError
-from classcord.protocol import is_valid_name, loggable, name_key
-from classcord.storage import Storage, StorageWorker
+from classcord.protocol import is_reserved_name, is_valid_name, loggable, name_key
+from classcord.storage import DataFolderLock, Storage, StorageWorker, prepare_data_dir
 
 log = logging.getLogger("classcord.accounts")
 
@@ -275,7 +275,11 @@ class LoginGuard:
         state = self.client(client)
         if state is not None:
             return state.failures
-        return self.pairs.failures_of(self._pair(name, None))
+        attempts = self._accounts.get(name)
+        if attempts is None:
+            return 0
+        now = self._clock()
+        return sum(1 for t in attempts.failures if now - t < self._window)
 
     def unlock(self, name: str) -> int:
         cleared = self.pairs.unlock_prefix(f"{name}\0")
@@ -606,11 +610,23 @@ class _DataOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"forbidden object in pickle: {module}.{name}")
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
 def load_legacy_users(data: bytes) -> dict[str, str]:
+    """The pickle as a dict of strings, or LegacyImportError in one line: whatever
+    the file holds (other opcodes, a truncated or hostile file), no traceback."""
     try:
         loaded = _DataOnlyUnpickler(io.BytesIO(data)).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError) as exc:
-        raise LegacyImportError(f"not a users.pkl file: {exc}") from None
+    except (pickle.UnpicklingError, EOFError) as exc:
+        raise LegacyImportError(f"not a users.pkl file: {_one_line(exc)}") from None
+    except (MemoryError, RecursionError):
+        raise LegacyImportError("not a users.pkl file: too large or too deeply nested") from None
+    except Exception as exc:
+        raise LegacyImportError(
+            f"not a users.pkl file: {type(exc).__name__}: {_one_line(exc)}"
+        ) from None
     if not isinstance(loaded, dict):
         raise LegacyImportError(
             f"expected a dict of username to password, got {type(loaded).__name__}"
@@ -625,25 +641,65 @@ def load_legacy_users(data: bytes) -> dict[str, str]:
 class ImportReport:
     imported: list[str]
     skipped_existing: list[str]
-    skipped_invalid: list[str]
+    skipped_invalid: list[tuple[str, str]]  # (name, why)
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check_legacy_user(name: str, password: str, max_name_chars: int) -> str | None:
+    """Why this entry cannot become an account, or None: the server's own rules."""
+    if _has_lone_surrogate(name) or not is_valid_name(name, max_name_chars):
+        return "invalid name"
+    if is_reserved_name(name):
+        return "reserved name"
+    if not password:
+        return "empty password"
+    if _has_lone_surrogate(password):
+        return "password with a lone surrogate (cannot be typed or hashed)"
+    return None
 
 
 def import_legacy_users(path: Path, settings: Settings) -> ImportReport:
-    """Hash every plain-text password of ``users.pkl`` into the database."""
+    """Hash every plain-text password of ``users.pkl`` into the database.
+
+    Everything is validated before anything is written, then the accounts are
+    inserted in ONE transaction: an import is complete or did not happen. Refused
+    while a server holds the data folder (it would not know the new accounts, and a
+    guest could take an imported name): stop it, import, start it again."""
     users = load_legacy_users(path.read_bytes())
     params = ScryptParams.from_settings(settings)
-    storage = Storage(settings.database_path)
-    imported: list[str] = []
+    invalid: list[tuple[str, str]] = []
+    valid: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}
     existing: list[str] = []
-    invalid: list[str] = []
+    for name, password in sorted(users.items()):
+        why = check_legacy_user(name, password, settings.max_name_chars)
+        if why is not None:
+            invalid.append((name, why))
+        elif name_key(name) in seen:
+            existing.append(name)  # same name as another entry under the name rule
+        else:
+            seen[name_key(name)] = name
+            valid.append((name, password))
+    prepare_data_dir(settings.data_path)
+    lock = DataFolderLock.acquire(settings.data_path, purpose="import")
     try:
-        for name, password in sorted(users.items()):
-            if not is_valid_name(name, settings.max_name_chars) or not password:
-                invalid.append(name)
-            elif storage.add_user(name, name_key(name), hash_password(password, params)):
-                imported.append(name)
-            else:
-                existing.append(name)
+        storage = Storage(settings.database_path)
+        try:
+            rows = [
+                (name, name_key(name), hash_password(password, params)) for name, password in valid
+            ]
+            imported = storage.add_users(rows)
+        finally:
+            storage.close()
     finally:
-        storage.close()
-    return ImportReport(imported, existing, invalid)
+        lock.close()
+    done = set(imported)
+    existing += [name for name, _ in valid if name not in done]
+    return ImportReport(imported, sorted(existing), invalid)

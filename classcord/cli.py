@@ -376,17 +376,28 @@ def healthcheck(host: str, port: int, timeout: float, data_dir: str | None = Non
 def import_users(path: Path, settings: Settings) -> int:
     from classcord.accounts import import_legacy_users
     from classcord.errors import LegacyImportError, StorageError
+    from classcord.storage import DataFolderBusy
 
     try:
         report = import_legacy_users(path, settings)
-    except (LegacyImportError, OSError, StorageError) as exc:
+    except DataFolderBusy as exc:
+        print(
+            f"classcord import-users: {exc}. A running server would not know the imported"
+            " accounts: stop it, import, then start it again",
+            file=sys.stderr,
+        )
+        return 1
+    except (LegacyImportError, StorageError) as exc:
         print(f"classcord import-users: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"classcord import-users: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return 1
     print(
         f"imported {len(report.imported)} users into {settings.database_path}; "
         f"{len(report.skipped_existing)} already existed, "
-        f"{len(report.skipped_invalid)} skipped (invalid name or empty password)"
+        f"{len(report.skipped_invalid)} skipped (invalid, reserved or unusable)"
     )
-    for name in report.skipped_invalid:
-        print(f"  skipped: {name!r}")
+    for name, why in report.skipped_invalid:
+        print(f"  skipped: {name!r}: {why}")
     return 0

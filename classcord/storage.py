@@ -344,8 +344,8 @@ class Storage:
         with self._transaction():
             for name, key, password_hash in users:
                 cursor = self._db.execute(
-                    "INSERT OR IGNORE INTO users (name, name_key, password_hash, created_at)"
-                    " VALUES (?, ?, ?, ?)",
+                    "INSERT INTO users (name, name_key, password_hash, created_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (name, key, password_hash, time.time()),
                 )
                 if cursor.rowcount:
