@@ -203,6 +203,7 @@ class _ClientState:
 @dataclass
 class _AccountAttempts:
     failures: list[float] = field(default_factory=list)
+    refusals: list[float] = field(default_factory=list)  # busy answers, for priority
     last_slowed_guess: float = float("-inf")
 
 
@@ -279,7 +280,16 @@ class LoginGuard:
         if attempts is None:
             return 0
         now = self._clock()
-        return sum(1 for t in attempts.failures if now - t < self._window)
+        attempts.refusals = [t for t in attempts.refusals if now - t < self._window]
+        return len(attempts.refusals) + sum(1 for t in attempts.failures if now - t < self._window)
+
+    def refused(self, name: str, client: object | None) -> None:
+        """A busy answer: the next attempt of this connection (or name) waits longer."""
+        state = self.client(client)
+        if state is not None:
+            state.failures += 1
+        else:
+            self._accounts.setdefault(name, _AccountAttempts()).refusals.append(self._clock())
 
     def unlock(self, name: str) -> int:
         cleared = self.pairs.unlock_prefix(f"{name}\0")
@@ -291,7 +301,9 @@ class LoginGuard:
         self.pairs.forget_stale()
         now = self._clock()
         for name in [
-            n for n, a in self._accounts.items() if all(now - t >= self._window for t in a.failures)
+            n
+            for n, a in self._accounts.items()
+            if all(now - t >= self._window for t in a.failures + a.refusals)
         ]:
             del self._accounts[name]
 
@@ -482,8 +494,7 @@ class Accounts:
         try:
             return await self.scheduler.run(self.guard.priority(name, client), function, *args)
         except HashBusy:
-            if state is not None:
-                state.failures += 1  # refused attempts count: a hammering client waits
+            self.guard.refused(name, client)  # a hammering client waits longer
             raise
         finally:
             if state is not None:
@@ -536,9 +547,7 @@ class Accounts:
         if self.guard.refusal(name, client):
             return LoginOutcome.LOCKED
         if self.scheduler.would_refuse(self.guard.priority(name, client)):
-            state = self.guard.client(client)
-            if state is not None:
-                state.failures += 1
+            self.guard.refused(name, client)
             self.scheduler.refused += 1
             return LoginOutcome.BUSY
         record = await self._storage.call(self._storage.storage.get_user, name)
