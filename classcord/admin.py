@@ -207,7 +207,15 @@ def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
 
 
 def _claim_socket_path(path: Path) -> bool:
-    """False when a live server answers there; a file left by a crash is removed."""
+    """False when a live server answers there; a file left by a crash is removed,
+    and so is one another user planted (the data folder is ours: a second server of
+    ours is impossible while we hold its lock)."""
+    with contextlib.suppress(FileNotFoundError):
+        owner = path.lstat().st_uid
+        if owner != os.geteuid():
+            log.warning("admin socket %s belonged to uid %d: removed", path, owner)
+            path.unlink()
+            return True
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         try:
             probe.connect(str(path))

@@ -247,6 +247,13 @@ class DataFolderLock:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
         except OSError as exc:
             raise StorageError(f"cannot open lock file {path}: {exc.strerror}") from None
+        owner = os.fstat(fd).st_uid
+        if owner != os.geteuid():
+            os.close(fd)
+            raise StorageError(
+                f"lock file {path} belongs to user {describe_owner(owner)}: refusing the data"
+                " folder (another user could hold it); remove the file"
+            )
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

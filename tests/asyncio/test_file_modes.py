@@ -127,3 +127,22 @@ async def test_the_server_refuses_an_admin_peer_of_another_uid() -> None:
     finally:
         await server.shutdown()
         shutil.rmtree(parent)
+
+
+async def test_a_planted_admin_socket_is_replaced_by_the_servers_own(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        require_system("needs root to create a socket of another user")
+    settings = make_settings(tmp_path / "data")
+    settings.data_path.mkdir(mode=0o700)
+    squatter = socket.socket(socket.AF_UNIX)
+    squatter.bind(str(settings.admin_socket_path))
+    squatter.listen()
+    os.chown(settings.admin_socket_path, 65534, 65534)
+    server = await start_server(settings)
+    try:
+        assert settings.admin_socket_path.lstat().st_uid == os.geteuid()
+        reply = await asyncio.to_thread(request, settings.admin_socket_path, "stats", [])
+        assert reply["ok"] is True
+    finally:
+        squatter.close()
+        await server.shutdown()
