@@ -7,10 +7,11 @@ first, so history always includes what was just said.
 ``flush`` never raises, and one record can never block the others:
 
 - a batch that SQLite refuses for its *data* (a lone surrogate, a value it cannot
-  bind) is retried one record at a time; the records it still refuses are dropped
-  and logged, the rest are written;
-- a failure of the *environment* (disk full, read-only file, database locked:
-  ``sqlite3.OperationalError``, ``OSError``) keeps every record in memory and retries
+  bind) is retried record by record in one transaction; the records it still
+  refuses are dropped and logged, the rest are written;
+- any other failure is the *environment*'s (disk full, read-only file, database
+  locked or damaged: ``sqlite3.OperationalError``, ``OSError``, ...) and keeps every
+  record in memory; it retries
   with exponential back-off (``history_retry_initial_seconds`` doubling up to
   ``history_retry_max_seconds``). Such an episode is logged twice: once when it
   starts (reason, messages pending) and once when it ends (how long, how many
@@ -26,26 +27,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from classcord.errors import StorageError
-from classcord.storage import MessageRecord, StorageWorker
+from classcord.storage import DATA_ERRORS, MessageRecord, StorageWorker
 
 PendingHistory = Coroutine[Any, Any, None]
 
 log = logging.getLogger("classcord.history")
-
-# Failures that say nothing about the records: the disk, the file, the lock.
-ENVIRONMENT_ERRORS: tuple[type[BaseException], ...] = (
-    sqlite3.OperationalError,
-    OSError,
-    StorageError,
-    TimeoutError,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,37 +153,39 @@ class History:
         add = self._storage.storage.add_messages
         try:
             await self._storage.call(add, [record for _, record in batch])
-        except ENVIRONMENT_ERRORS as exc:
-            self._failed(exc, len(batch))
-            return 0, batch
-        except Exception as exc:  # a record SQLite cannot store: find it
+        except DATA_ERRORS as exc:  # a record SQLite cannot store: find it
             log.warning(
-                "history: a batch of %d messages was refused (%s); writing them one by one",
+                "history: a batch of %d messages was refused (%s); writing them one by one"
+                " to find the bad ones",
                 len(batch),
                 _reason(exc),
             )
+        except Exception as exc:  # the disk, the file, the lock: keep them all
+            self._failed(exc, len(batch))
+            return 0, batch
         else:
             self._written_in_episode += len(batch)
             return len(batch), []
-        written = 0
-        for index, (recorded, record) in enumerate(batch):
-            try:
-                await self._storage.call(add, [record])
-            except ENVIRONMENT_ERRORS as exc:
-                self._failed(exc, len(batch) - index)
-                return written, batch[index:]
-            except Exception as exc:
-                self.dropped += 1
-                log.error(
-                    "history: dropped a message SQLite cannot store (%s): conversation=%r"
-                    " from=%r recorded %.1f s ago",
-                    _reason(exc),
-                    record.conversation[:80],
-                    record.sender[:80],
-                    self._clock() - recorded,
-                )
-            else:
-                written += 1
+        try:
+            refused = await self._storage.call(
+                self._storage.storage.add_messages_isolating, [record for _, record in batch]
+            )
+        except Exception as exc:  # the disk, the file, the lock: keep them all
+            self._failed(exc, len(batch))
+            return 0, batch
+        now = self._clock()
+        for index, reason in refused:
+            recorded, record = batch[index]
+            self.dropped += 1
+            log.error(
+                "history: dropped a message SQLite cannot store (%s): conversation=%r"
+                " from=%r recorded %.1f s ago",
+                reason,
+                record.conversation[:80],
+                record.sender[:80],
+                now - recorded,
+            )
+        written = len(batch) - len(refused)
         self._written_in_episode += written
         return written, []
 

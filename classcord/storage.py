@@ -40,6 +40,16 @@ class DataFolderBusy(StorageError):
 T = TypeVar("T")
 
 SCHEMA_VERSION: Final = 2
+# What SQLite or the binding refuse about one record (a lone surrogate is a
+# UnicodeEncodeError, a ValueError): the record is at fault, not the disk.
+DATA_ERRORS: Final = (
+    ValueError,
+    TypeError,
+    OverflowError,
+    sqlite3.InterfaceError,
+    sqlite3.DataError,
+    sqlite3.IntegrityError,
+)
 DIR_MODE: Final = stat.S_IRWXU  # 0700
 FILE_MODE: Final = stat.S_IRUSR | stat.S_IWUSR  # 0600
 # Conversations of v1 that involved a guest (keyed by names anyone could register
@@ -411,6 +421,31 @@ class Storage:
                     for r in records
                 ],
             )
+
+    def add_messages_isolating(self, records: list[MessageRecord]) -> list[tuple[int, str]]:
+        """Insert record by record in ONE transaction (one fsync), skipping those
+        SQLite refuses for their data; returns (index, reason) of the skipped ones.
+        An environmental failure (disk full, locked) raises and writes nothing."""
+        refused: list[tuple[int, str]] = []
+        with self._transaction():
+            for index, r in enumerate(records):
+                try:
+                    self._db.execute(
+                        "INSERT INTO messages (created_at, timestamp, conversation, sender,"
+                        " recipient, channel, content) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            r.created_at,
+                            r.timestamp,
+                            r.conversation,
+                            r.sender,
+                            r.recipient,
+                            r.channel,
+                            r.content,
+                        ),
+                    )
+                except DATA_ERRORS as exc:
+                    refused.append((index, f"{type(exc).__name__}: {exc}"[:200]))
+        return refused
 
     def history(self, conversation: str, limit: int) -> list[MessageRecord]:
         """The latest ``limit`` messages of a conversation, oldest first."""

@@ -215,3 +215,28 @@ async def test_history_reads_answer_during_an_outage_of_the_server(tmp_path: Pat
     assert [m["content"] for m in replies[0]["messages"]] == ["waiting"]
     storage.add_messages = original  # type: ignore[method-assign]
     await harness.close()
+
+
+async def test_a_damaged_database_keeps_the_records_instead_of_dropping_them(
+    flaky: FlakyStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def damaged(records: Iterable[MessageRecord]) -> None:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(flaky, "add_messages", damaged)
+    worker = StorageWorker(flaky)
+    history = History(worker, clock=Clock())
+    history.record(record("kept"))
+    assert await history.flush() == 0
+    assert history.pending_count == 1
+    assert history.dropped == 0
+    assert history.failing
+    await worker.close()
+
+
+async def test_poison_records_are_isolated_in_one_transaction(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "data" / "classcord.db")
+    records = [record(text) for text in ("a", "\udfff", "b", "c\ud83d", "d")]
+    assert [i for i, _ in storage.add_messages_isolating(records)] == [1, 3]
+    assert [r.content for r in storage.history("#general", 10)] == ["a", "b", "d"]
+    storage.close()

@@ -137,3 +137,32 @@ async def _wait_log(server: object, fragment: str, timeout: float = 10.0) -> boo
             return True
         await asyncio.sleep(0.05)
     return False
+
+
+@pytest.mark.system
+async def test_sigterm_with_the_disk_full_ends_and_says_what_is_lost(
+    spawn: Spawn, tmp_path: Path
+) -> None:
+    with tiny_disk(tmp_path / "small", "3m") as data:
+        server = spawn(
+            "--shutdown-timeout", str(SHUTDOWN_S), "--shutdown-storage-seconds", str(STORAGE_S),
+            "--history-flush-ms", "50", "--rate-per-second", "100000", "--rate-burst", "100000",
+            data_dir=data,
+        )  # fmt: skip
+        alice, bob = await _chat(server.port, 2)
+        await asyncio.sleep(0.3)
+        fill(data)
+        for n in range(300):
+            await alice.send({"type": "message", "content": f"{n:04d}" + "z" * 1500})
+        await alice.ping_ms()
+        assert await _wait_log(server, "history: cannot write messages")
+        started = time.monotonic()
+        server.signal(signal.SIGTERM)
+        code = await asyncio.to_thread(server.wait, SHUTDOWN_S + STORAGE_S + MARGIN_S)
+        assert code is not None, "still running"
+        assert time.monotonic() - started < SHUTDOWN_S + STORAGE_S + MARGIN_S
+        log = server.read_log()
+        assert "messages could not be written" in log, log[-2000:]
+        assert "Traceback" not in log
+        await alice.close()
+        await bob.close()
