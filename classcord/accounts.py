@@ -47,7 +47,7 @@ from typing import Any, Final
 
 from classcord import texts
 from classcord.config import Settings
-from classcord.errors import ClientError, LegacyImportError
+from classcord.errors import ClassCordError, ClientError, LegacyImportError
 from classcord.protocol import is_reserved_name, is_valid_name, loggable, name_key
 from classcord.storage import DataFolderLock, Storage, StorageWorker, prepare_data_dir
 
@@ -189,8 +189,9 @@ class LoginThrottle:
             del self._accounts[key]
 
 
-class HashBusy(Exception):
-    """No room for another hash: answer without hashing."""
+class HashBusy(ClassCordError):
+    """No room for another hash: answered without hashing (never leaves this module:
+    a login becomes LoginOutcome.BUSY, a registration ClientError(HASH_BUSY))."""
 
 
 @dataclass
