@@ -136,7 +136,10 @@ class Settings:
         60.0, "healthcheck fails when a message has waited this long to be stored", 1
     )
     login_hashes_in_flight: int = _setting(
-        64, "password hashes queued or running at once, all connections together", 1
+        32,
+        "password hashes queued or running at once, all connections together (a class"
+        " logging in at once fits; past it a login is refused at once, without hashing)",
+        1,
     )
     login_hashes_per_connection: int = _setting(
         1, "password hashes one connection may have queued or running", 1
