@@ -171,6 +171,16 @@ class LoginThrottle:
             del self._accounts[key]
         return len(keys)
 
+    def trim(self, limit: int) -> None:
+        """Past ``limit`` entries forget the stale, then the oldest (a flood of
+        distinct names must not grow memory without bound)."""
+        if len(self._accounts) <= limit:
+            return
+        self.forget_stale()
+        target = limit - limit // 10
+        while len(self._accounts) > target:
+            del self._accounts[next(iter(self._accounts))]
+
     def failures_of(self, key: str) -> int:
         entry = self._accounts.get(key)
         if entry is None:
@@ -220,8 +230,10 @@ class LoginGuard:
         lockout: float,
         slowdown: float,
         clock: Callable[[], float] = time.monotonic,
+        tracked_max: int = 100_000,
     ) -> None:
         self.pairs = LoginThrottle(max_failures, window, lockout, clock)
+        self._tracked_max = tracked_max
         self._max_failures = max_failures
         self._window = window
         self._slowdown = slowdown
@@ -265,9 +277,25 @@ class LoginGuard:
         state = self.client(client)
         if state is not None:
             state.failures += 1
-        attempts = self._accounts.setdefault(name, _AccountAttempts())
-        attempts.failures.append(self._clock())
-        return self.pairs.failure(self._pair(name, client))
+        attempts = self._account(name)
+        now = self._clock()
+        # Only "at least max_failures recent" matters: keep no more than that.
+        attempts.failures = [t for t in attempts.failures if now - t < self._window]
+        attempts.failures = [*attempts.failures[-self._max_failures :], now]
+        locked = self.pairs.failure(self._pair(name, client))
+        self.pairs.trim(self._tracked_max)
+        return locked
+
+    def _account(self, name: str) -> _AccountAttempts:
+        attempts = self._accounts.get(name)
+        if attempts is None:
+            if len(self._accounts) >= self._tracked_max:
+                self.forget_stale()
+                target = self._tracked_max - self._tracked_max // 10
+                while len(self._accounts) > target:
+                    del self._accounts[next(iter(self._accounts))]
+            attempts = self._accounts[name] = _AccountAttempts()
+        return attempts
 
     def success(self, name: str, client: object | None) -> None:
         self.pairs.success(self._pair(name, client))
@@ -290,7 +318,9 @@ class LoginGuard:
         if state is not None:
             state.failures += 1
         else:
-            self._accounts.setdefault(name, _AccountAttempts()).refusals.append(self._clock())
+            refusals = self._account(name).refusals
+            refusals.append(self._clock())
+            del refusals[: -self._max_failures]  # enough to rank it after a fresh name
 
     def unlock(self, name: str) -> int:
         cleared = self.pairs.unlock_prefix(f"{name}\0")
@@ -442,6 +472,7 @@ class Accounts:
             settings.login_lockout_seconds,
             settings.login_account_slowdown_seconds,
             clock,
+            settings.login_tracked_max,
         )
         self.throttle = self.guard.pairs
         self.scheduler = HashScheduler(

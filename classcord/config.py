@@ -150,6 +150,9 @@ class Settings:
         " many seconds on it from connections that already failed on it",
         0,
     )
+    login_tracked_max: int = _setting(
+        100_000, "names with recent failed logins kept in memory (oldest forgotten past it)", 10
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -198,3 +198,20 @@ async def test_a_real_login_is_quick_while_600_connections_keep_failing(
     print(f"legit login latency (ms) with 600 attackers: {shown} ({attempts} tries)")
     assert sorted(latencies)[1] < 1.0
     await close(accounts)
+
+
+async def test_a_flood_of_distinct_names_keeps_memory_bounded(tmp_path: Path) -> None:
+    clock = Clock()
+    accounts = await make_accounts(tmp_path, clock, login_tracked_max=50)
+    await accounts.register("alice", "right")
+    conn = Conn()
+    guard = accounts.guard
+    for n in range(500):
+        guard.failure(f"ghost{n}", conn)
+        guard.refused(f"ghost{n}", None)
+        clock.now += 0.01
+    assert len(guard._accounts) <= 50
+    assert len(guard.pairs._accounts) <= 50
+    assert all(len(a.failures) <= 6 and len(a.refusals) <= 5 for a in guard._accounts.values())
+    assert await accounts.authenticate("alice", "right", Conn()) is LoginOutcome.OK
+    await close(accounts)
