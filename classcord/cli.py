@@ -229,6 +229,7 @@ async def start_server(settings: Settings) -> ClassCordServer:
         retry_initial=settings.history_retry_initial_seconds,
         retry_max=settings.history_retry_max_seconds,
         read_timeout=settings.storage_timeout_seconds,
+        max_pending=settings.history_max_pending,
     )
     hub = Hub(settings, accounts, history)
     server = ClassCordServer(settings, storage, accounts, history, hub)

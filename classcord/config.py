@@ -120,6 +120,9 @@ class Settings:
     history_retry_max_seconds: float = _setting(
         30.0, "longest wait between two retries of history writes (the back-off doubles)", 0.01
     )
+    history_max_pending: int = _setting(
+        200_000, "messages kept in memory while the database fails (oldest dropped past it)", 10
+    )
     storage_timeout_seconds: float = _setting(
         5.0, "a history read or health probe waiting longer on the database gives up", 0.1
     )

@@ -17,6 +17,9 @@ first, so history always includes what was just said.
   starts (reason, messages pending) and once when it ends (how long, how many
   written).
 
+What waits in memory is bounded (``history_max_pending``): past it the oldest are
+dropped, logged once per episode.
+
 A read during an outage answers with what the database gave before and what is
 still in memory, never an internal error. ``status()`` is what the health check
 reports.
@@ -69,7 +72,10 @@ class History:
         retry_max: float = 60.0,
         read_timeout: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        max_pending: int = 200_000,
     ) -> None:
+        self._max_pending = max_pending
+        self._overflow_logged = False
         self._storage = storage
         self._retry_initial = retry_initial
         self._retry_max = retry_max
@@ -89,6 +95,19 @@ class History:
 
     def record(self, record: MessageRecord) -> None:
         self._pending.append((self._clock(), record))
+        if len(self._pending) > self._max_pending:
+            # A long outage must not take the memory with it: the oldest go first,
+            # a tenth at a time so that this stays cheap.
+            cut = max(1, self._max_pending // 10)
+            del self._pending[:cut]
+            self.dropped += cut
+            if not self._overflow_logged:
+                self._overflow_logged = True
+                log.error(
+                    "history: %d messages wait in memory (history_max_pending): dropping"
+                    " the oldest until the database takes them again",
+                    self._max_pending,
+                )
 
     @property
     def pending_count(self) -> int:
@@ -217,6 +236,7 @@ class History:
         self._failing_since = None
         self._last_error = None
         self._retry_delay = 0.0
+        self._overflow_logged = False
 
     @property
     def next_retry_in(self) -> float:

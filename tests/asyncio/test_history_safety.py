@@ -240,3 +240,20 @@ async def test_poison_records_are_isolated_in_one_transaction(tmp_path: Path) ->
     assert [i for i, _ in storage.add_messages_isolating(records)] == [1, 3]
     assert [r.content for r in storage.history("#general", 10)] == ["a", "b", "d"]
     storage.close()
+
+
+async def test_a_long_outage_keeps_memory_bounded(
+    flaky: FlakyStorage, caplog: pytest.LogCaptureFixture
+) -> None:
+    worker = StorageWorker(flaky)
+    history = History(worker, clock=Clock(), max_pending=100)
+    flaky.full = True
+    for n in range(1000):
+        history.record(record(f"m{n}"))
+    assert history.pending_count <= 100
+    assert history.dropped >= 900
+    assert sum("history_max_pending" in r.message for r in caplog.records) == 1
+    flaky.full = False
+    assert await history.flush(force=True) == history.written
+    assert [r.content for r in flaky.history("#general", 1)] == ["m999"]
+    await worker.close()
