@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import socket
+import struct
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("classcord.admin")
 
-COMMANDS = ("who", "say", "kick", "ban", "unban", "stats", "channels", "shutdown")
+COMMANDS = (
+    "who",
+    "say",
+    "kick",
+    "ban",
+    "unban",
+    "unlock",
+    "stats",
+    "channels",
+    "health",
+    "shutdown",
+)
 
 
 class AdminService:
@@ -59,6 +71,12 @@ class AdminService:
                 {"channel": name, "members": sorted(s.name for s in hub.channel_members(name))}
                 for name in hub.channel_names()
             ]
+        if command == "health":
+            from classcord.health import server_health
+
+            return await server_health(self.server, _timeout_arg(args))
+        if command == "unlock":
+            return self._unlock(args)
         if command == "shutdown":
             self.server.request_shutdown("admin shutdown")
             return {"shutting_down": True}
@@ -106,6 +124,22 @@ class AdminService:
         log.warning("admin: %s user=%s", "banned" if banned else "unbanned", name)
         return {"user": name, "banned": banned, "closed": closed}
 
+    def _unlock(self, args: list[str]) -> dict[str, Any]:
+        if len(args) != 1:
+            raise AdminError("usage: unlock USER")
+        cleared = self.server.accounts.unlock(args[0])
+        log.warning("admin: unlocked user=%s (%d lockouts cleared)", args[0], cleared)
+        return {"user": args[0], "cleared": cleared}
+
+
+def _timeout_arg(args: list[str]) -> float | None:
+    if not args:
+        return None
+    try:
+        return float(args[0])
+    except ValueError:
+        raise AdminError("usage: health [TIMEOUT_SECONDS]") from None
+
 
 class AdminListener:
     """The listening admin socket; closing it also removes its file."""
@@ -126,6 +160,11 @@ async def start_admin_socket(server: ClassCordServer, path: Path) -> AdminListen
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
+            uid = _peer_uid(writer)
+            if uid is not None and uid not in {0, os.geteuid()}:
+                # The socket is 0600 already; this holds even if its mode was changed.
+                log.warning("admin: refused a connection from uid %d", uid)
+                return
             line = await reader.readline()
             reply: dict[str, Any]
             try:
@@ -159,8 +198,24 @@ async def start_admin_socket(server: ClassCordServer, path: Path) -> AdminListen
     return AdminListener(unix_server, path)
 
 
+def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
+    sock = writer.get_extra_info("socket")
+    if sock is None or not hasattr(socket, "SO_PEERCRED"):
+        return None
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[1])
+
+
 def _claim_socket_path(path: Path) -> bool:
-    """False when a live server answers there; a file left by a crash is removed."""
+    """False when a live server answers there; a file left by a crash is removed,
+    and so is one another user planted (the data folder is ours: a second server of
+    ours is impossible while we hold its lock)."""
+    with contextlib.suppress(FileNotFoundError):
+        owner = path.lstat().st_uid
+        if owner != os.geteuid():
+            log.warning("admin socket %s belonged to uid %d: removed", path, owner)
+            path.unlink()
+            return True
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         try:
             probe.connect(str(path))

@@ -7,19 +7,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
+import struct
 import sys
 from pathlib import Path
 from typing import Any
 
 from classcord.admin import COMMANDS
 from classcord.config import settings_from
+from classcord.errors import ImpostorSocket
+from classcord.storage import describe_owner
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("command", choices=COMMANDS, help="what to do")
     parser.add_argument(
-        "args", nargs="*", help="USER [REASON] for kick, USER for ban, TEXT for say"
+        "args",
+        nargs="*",
+        help="USER [REASON] for kick, USER for ban/unban/unlock, TEXT for say",
     )
     parser.add_argument("--data-dir", default=None, help="data folder [CLASSCORD_DATA_DIR or data]")
     parser.add_argument(
@@ -28,10 +34,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the raw JSON reply")
 
 
+def peer_uid(sock: socket.socket) -> int:
+    """The uid of the process at the other end of a Unix socket (Linux SO_PEERCRED)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
+def trusted_uids() -> set[int]:
+    return {0, os.geteuid()}
+
+
 def request(path: Path, command: str, args: list[str], timeout: float = 10.0) -> dict[str, Any]:
+    """One request. Refuses a socket another user owns or serves (a squatter in a
+    shared folder would otherwise receive our commands and answer what it likes)."""
+    owner = path.lstat().st_uid
+    if owner not in trusted_uids():
+        raise ImpostorSocket(
+            f"admin socket {path} belongs to user {describe_owner(owner)}, not to you"
+            f" ({describe_owner(os.geteuid())}) or root: refusing to talk to it (another"
+            " user may have planted it); stop that process and restart the server"
+        )
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(str(path))
+        if hasattr(socket, "SO_PEERCRED") and peer_uid(sock) not in trusted_uids():
+            raise ImpostorSocket(
+                f"the process behind admin socket {path} runs as user"
+                f" {describe_owner(peer_uid(sock))}: refusing to talk to it"
+            )
         sock.sendall(json.dumps({"command": command, "args": args}).encode() + b"\n")
         with sock.makefile("rb") as reader:
             reply = json.loads(reader.readline())
@@ -44,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
     path = args.socket or settings_from({"data_dir": args.data_dir}).admin_socket_path
     try:
         reply = request(path, args.command, args.args)
+    except ImpostorSocket as exc:
+        print(f"classcord admin: {exc}", file=sys.stderr)
+        return 1
     except (OSError, ValueError) as exc:
         print(
             f"classcord admin: cannot reach the server at {path}: {exc}\n"

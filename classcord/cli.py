@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import errno
 import importlib
 import json
 import logging
+import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -105,12 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the chat server (the default)")
     _add_settings_flags(serve)
 
-    health = commands.add_parser("healthcheck", help="ping a server; exit 0 if it answers pong")
+    health = commands.add_parser(
+        "healthcheck",
+        help="exit 0 if the server answers and can keep data (ping, database, disk)",
+    )
     health.add_argument("--host", default="127.0.0.1", help="server address [127.0.0.1]")
     health.add_argument(
         "--port", type=int, default=None, help="server port [CLASSCORD_PORT or 12345]"
     )
     health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait [3]")
+    health.add_argument(
+        "--data-dir", default=None, help="the server's data folder [CLASSCORD_DATA_DIR or data]"
+    )
 
     importer = commands.add_parser(
         "import-users", help="hash the old server's users.pkl into the database"
@@ -124,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("--data-dir", default=None, help="data folder [CLASSCORD_DATA_DIR or data]")
     backup.add_argument("--dest", type=Path, default=None, help="backup folder [DATA_DIR/backups]")
     backup.add_argument("--keep", type=int, default=7, help="backups to keep, newest first [7]")
+
+    names = commands.add_parser(
+        "check-names", help="list accounts that are one name under the identity rule"
+    )
+    names.add_argument("--data-dir", default=None, help="data folder [CLASSCORD_DATA_DIR or data]")
 
     for name, (module_name, help_text) in LAZY_COMMANDS.items():
         sub = commands.add_parser(name, help=help_text)
@@ -144,7 +158,7 @@ def _configure_logging(settings: Settings) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    known = {"serve", "healthcheck", "import-users", "backup", *LAZY_COMMANDS}
+    known = {"serve", "healthcheck", "import-users", "backup", "check-names", *LAZY_COMMANDS}
     if not argv or (argv[0] not in known and argv[0] not in {"-h", "--help", "--version"}):
         argv.insert(0, "serve")
     if argv[0] in {"-h", "--help"}:
@@ -158,13 +172,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "healthcheck":
             port = args.port if args.port is not None else port_from_environment()
-            return healthcheck(args.host, port, args.timeout)
+            return healthcheck(args.host, port, args.timeout, args.data_dir)
         if args.command == "import-users":
             return import_users(args.pickle, _data_settings(args.data_dir))
         if args.command == "backup":
             from classcord.backup import run_backup
 
             return run_backup(_data_settings(args.data_dir), args.dest, args.keep)
+        if args.command == "check-names":
+            return check_names(_data_settings(args.data_dir))
         return serve(settings_from_args(args))
     except SettingsError as exc:
         print(f"classcord: {exc}", file=sys.stderr)
@@ -205,23 +221,46 @@ async def start_server(settings: Settings) -> ClassCordServer:
     from classcord.history import History
     from classcord.hub import Hub
     from classcord.server import ClassCordServer
-    from classcord.storage import Storage, StorageWorker
+    from classcord.storage import DataFolderLock, Storage, StorageWorker, prepare_data_dir
 
-    storage = StorageWorker(Storage(settings.database_path))
+    prepare_data_dir(settings.data_path)
+    lock = DataFolderLock.acquire(settings.data_path)
+    try:
+        storage = StorageWorker(Storage(settings.database_path))
+    except BaseException:
+        lock.close()
+        raise
     accounts = Accounts(settings, storage)
-    history = History(storage)
+    history = History(
+        storage,
+        retry_initial=settings.history_retry_initial_seconds,
+        retry_max=settings.history_retry_max_seconds,
+        read_timeout=settings.storage_timeout_seconds,
+        max_pending=settings.history_max_pending,
+    )
     hub = Hub(settings, accounts, history)
     server = ClassCordServer(settings, storage, accounts, history, hub)
-    await server.start()
+    server.hold_until_closed(lock)
+    try:
+        await server.start()
+    except BaseException:
+        await storage.close(settings.shutdown_storage_seconds)
+        accounts.close()
+        lock.close()
+        raise
     if settings.tls_enabled:
         from classcord.tls import TlsEndpoint
 
-        endpoint = TlsEndpoint(
-            Path(settings.tls_cert_file),
-            Path(settings.tls_key_file),
-            settings.tls_handshake_timeout,
-        )
-        await endpoint.start(settings.host, settings.tls_port, server.new_connection)
+        try:
+            endpoint = TlsEndpoint(
+                Path(settings.tls_cert_file),
+                Path(settings.tls_key_file),
+                settings.tls_handshake_timeout,
+            )
+            await endpoint.start(settings.host, settings.tls_port, server.new_connection)
+        except BaseException:
+            await server.shutdown()
+            raise
         server.tls = endpoint
         server.close_at_shutdown(endpoint)
     admin = await start_admin_socket(server, settings.admin_socket_path)
@@ -231,28 +270,78 @@ async def start_server(settings: Settings) -> ClassCordServer:
 
 
 def serve(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT. Every start-up failure is one line and an exit code:
+    2 for a setting that cannot work (an unresolvable host), 1 otherwise."""
     _configure_logging(settings)
+    import sqlite3
+
     from classcord.errors import StorageError
 
+    wedged = False
+
     async def run() -> None:
+        nonlocal wedged
         server = await start_server(settings)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, server.request_shutdown, signal.Signals(signum).name)
         await server.wait_closed()
+        wedged = server.storage_wedged
 
     try:
         asyncio.run(run())
     except StorageError as exc:
         log.error("%s", exc)
         return 1
-    except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
+    except sqlite3.Error as exc:
+        from classcord.storage import sqlite_hint
+
+        log.error("cannot use database %s: %s%s", settings.database_path, exc, sqlite_hint(exc))
         return 1
+    except socket.gaierror as exc:
+        log.error(
+            "host %r cannot be resolved (%s): set CLASSCORD_HOST or --host to an address"
+            " of this machine, such as 0.0.0.0 or 127.0.0.1",
+            settings.host,
+            exc.strerror,
+        )
+        return EXIT_USAGE
+    except OSError as exc:
+        log.error("%s", listen_error(settings, exc))
+        return 1
+    if wedged:
+        # The storage thread is stuck in the kernel (a dead disk): nothing more can be
+        # saved, and shutdown has already said what was lost. Do not wait for it.
+        logging.shutdown()
+        os._exit(1)
     return 0
 
 
-def healthcheck(host: str, port: int, timeout: float) -> int:
+def listen_error(settings: Settings, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"cannot listen on {settings.host}:{settings.port}: port {settings.port} is"
+            f" already in use; see who holds it with \"ss -ltnp 'sport = :{settings.port}'\","
+            " stop it or choose another port with --port (CLASSCORD_PORT), or run"
+            " 'python3 -m classcord doctor'"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"cannot listen on {settings.host}:{settings.port}: {settings.host} is not an"
+            " address of this machine; use 0.0.0.0 (every interface) or 127.0.0.1"
+        )
+    return f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+
+
+def healthcheck(host: str, port: int, timeout: float, data_dir: str | None = None) -> int:
+    """One line, ``healthy: ...`` or ``unhealthy: REASON``; exit 0 or 1.
+
+    The ping proves the chat port answers; the admin socket's ``health`` proves the
+    server can keep data (a committed write, free space, nothing waiting too long).
+    Without the admin socket, a local free-space check stands in, and the line says so."""
+    from classcord.health import check_disk, megabytes
+
+    started = time.monotonic()
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.sendall(b'{"type": "ping"}\n')
@@ -261,24 +350,107 @@ def healthcheck(host: str, port: int, timeout: float) -> int:
     except (OSError, ValueError, AttributeError) as exc:
         print(f"unhealthy: {host}:{port}: {exc}")
         return 1
-    print(f"{'healthy' if ok else 'unhealthy'}: {host}:{port}")
-    return 0 if ok else 1
+    if not ok:
+        print(f"unhealthy: {host}:{port} did not answer the ping with pong")
+        return 1
+    try:
+        settings = settings_from({"data_dir": data_dir})
+    except SettingsError:
+        settings = Settings().replace(data_dir=data_dir or Settings().data_dir)
+    left = max(0.1, timeout - (time.monotonic() - started))
+    from classcord.admin_client import request
+    from classcord.errors import ImpostorSocket
+
+    path = settings.admin_socket_path
+    try:
+        answer = request(path, "health", [f"{left * 0.8:.3f}"], timeout=left)
+    except ImpostorSocket as exc:
+        print(f"unhealthy: {exc}")
+        return 1
+    except TimeoutError:
+        print(f"unhealthy: {host}:{port} answers, but not its health request within {left:.1f} s")
+        return 1
+    except (OSError, ValueError) as exc:
+        disk = check_disk(settings.data_path, settings.health_min_free_bytes)
+        if disk.problem:
+            print(f"unhealthy: {disk.problem}")
+            return 1
+        print(
+            f"healthy: {host}:{port} answers ping, {megabytes(disk.free_bytes)} free"
+            f" (admin socket {path} unreachable: {getattr(exc, 'strerror', None) or exc};"
+            " database not checked)"
+        )
+        return 0
+    result = answer.get("result") if answer.get("ok") else None
+    if not isinstance(result, dict):
+        print(f"unhealthy: health request failed: {answer.get('error')}")
+        return 1
+    if not result.get("healthy"):
+        print(f"unhealthy: {'; '.join(result.get('problems') or ['unknown'])}")
+        return 1
+    history = result.get("history") or {}
+    print(
+        f"healthy: {host}:{port} answers ping, database writable,"
+        f" {megabytes(int(result.get('free_bytes', 0)))} free,"
+        f" {history.get('pending', 0)} messages pending"
+    )
+    return 0
 
 
 def import_users(path: Path, settings: Settings) -> int:
     from classcord.accounts import import_legacy_users
-    from classcord.errors import LegacyImportError, StorageError
+    from classcord.errors import DataFolderBusy, LegacyImportError, StorageError
 
     try:
         report = import_legacy_users(path, settings)
-    except (LegacyImportError, OSError, StorageError) as exc:
+    except DataFolderBusy as exc:
+        print(
+            f"classcord import-users: {exc}. A running server would not know the imported"
+            " accounts: stop it, import, then start it again",
+            file=sys.stderr,
+        )
+        return 1
+    except (LegacyImportError, StorageError) as exc:
         print(f"classcord import-users: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"classcord import-users: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return 1
     print(
         f"imported {len(report.imported)} users into {settings.database_path}; "
         f"{len(report.skipped_existing)} already existed, "
-        f"{len(report.skipped_invalid)} skipped (invalid name or empty password)"
+        f"{len(report.skipped_invalid)} skipped (invalid, reserved or unusable)"
     )
-    for name in report.skipped_invalid:
-        print(f"  skipped: {name!r}")
+    for name, why in report.skipped_invalid:
+        print(f"  skipped: {name!r}: {why}")
     return 0
+
+
+def check_names(settings: Settings) -> int:
+    """Accounts made before the identity rule that are one name under it (or hold a
+    reserved name): reported for the admin to rename or ban, never merged."""
+    from classcord.errors import StorageError
+    from classcord.identity import collisions
+    from classcord.storage import Storage
+
+    if not settings.database_path.exists():
+        print(f"classcord check-names: no database at {settings.database_path}", file=sys.stderr)
+        return 1
+    try:
+        storage = Storage(settings.database_path)
+        try:
+            names = [name for _id, name in storage.user_ids()]
+        finally:
+            storage.close()
+    except StorageError as exc:
+        print(f"classcord check-names: {exc}", file=sys.stderr)
+        return 1
+    groups = collisions(names)
+    if not groups:
+        print(f"{len(names)} accounts, no two of them are one name")
+        return 0
+    print(f"{len(groups)} groups of accounts are one name under the identity rule:")
+    for group in groups:
+        print("  " + ", ".join(ascii(name) if not name.isprintable() else name for name in group))
+    print("They all still log in with their exact names; ban or rename the impostors.")
+    return 1

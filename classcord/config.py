@@ -149,6 +149,49 @@ class Settings:
     shutdown_timeout: float = _setting(
         5.0, "seconds to flush and close clients on shutdown before cutting them", 0
     )
+    # Storage safety and login fairness
+    history_retry_initial_seconds: float = _setting(
+        1.0, "first wait before retrying history writes after a disk or database failure", 0.01
+    )
+    history_retry_max_seconds: float = _setting(
+        30.0, "longest wait between two retries of history writes (the back-off doubles)", 0.01
+    )
+    history_max_pending: int = _setting(
+        200_000, "messages kept in memory while the database fails (oldest dropped past it)", 10
+    )
+    storage_timeout_seconds: float = _setting(
+        5.0, "a history read or health probe waiting longer on the database gives up", 0.1
+    )
+    shutdown_storage_seconds: float = _setting(
+        3.0,
+        "extra seconds shutdown gives the last history flush and the database close;"
+        " past it the unwritten messages are logged and the process exits",
+        0.1,
+    )
+    health_min_free_bytes: int = _setting(
+        100_000_000, "healthcheck fails when the data folder has less free space", 0
+    )
+    health_max_pending_seconds: float = _setting(
+        60.0, "healthcheck fails when a message has waited this long to be stored", 1
+    )
+    login_hashes_in_flight: int = _setting(
+        32,
+        "password hashes queued or running at once, all connections together (a class"
+        " logging in at once fits; past it a login is refused at once, without hashing)",
+        1,
+    )
+    login_hashes_per_connection: int = _setting(
+        1, "password hashes one connection may have queued or running", 1
+    )
+    login_account_slowdown_seconds: float = _setting(
+        1.0,
+        "after login_max_failures failures on an account, at most one guess per this"
+        " many seconds on it from connections that already failed on it",
+        0,
+    )
+    login_tracked_max: int = _setting(
+        100_000, "names with recent failed logins kept in memory (oldest forgotten past it)", 10
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

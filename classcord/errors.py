@@ -12,8 +12,12 @@ The blame decides what happens, so it is the first level of the tree::
     │   │                      one line on stderr or in the reply, no traceback
     │   ├── SettingsError      an invalid setting (exit code 2)
     │   ├── StorageError       the database cannot be opened or used
+    │   │   └── DataFolderBusy another server holds the data folder's lock
     │   ├── AdminError         a wrong admin request (answered on the admin socket)
+    │   │   └── ImpostorSocket the admin socket is another user's, not our server's
     │   └── LegacyImportError  a users.pkl that is not a plain dict of strings
+    ├── HashBusy               no room for another password hash: answered at once
+    │                          (a login fails, a registration gets an error line)
     ├── Interrupted            SIGTERM arrived during a one-shot command (backup)
     └── InternalError          our bug, caught by a check of our own (a state change
                                the table does not allow)
@@ -76,3 +80,16 @@ class Interrupted(ClassCordError):
 
 class InternalError(ClassCordError):
     """Our bug, caught by one of our own checks: logged with its traceback."""
+
+
+class DataFolderBusy(StorageError):
+    """Another server holds the data folder's lock."""
+
+
+class ImpostorSocket(AdminError):
+    """The admin socket belongs to, or is served by, another user: not our server."""
+
+
+class HashBusy(ClassCordError):
+    """No room for another hash: answered without hashing (a login becomes
+    LoginOutcome.BUSY, a registration ClientError(HASH_BUSY))."""

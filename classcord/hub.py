@@ -48,7 +48,10 @@ from classcord.protocol import (
     now_timestamp,
     status_reply,
 )
-from classcord.storage import MessageRecord, private_conversation
+from classcord.storage import MessageRecord, account_token, private_conversation
+
+# A conversation key no message ever has (keys start with "@", "#" or "orphan:").
+NO_CONVERSATION = "none:"
 
 log = logging.getLogger("classcord.hub")
 
@@ -64,6 +67,10 @@ class Member(Protocol):
 
     @property
     def features(self) -> frozenset[str]: ...
+
+    @property
+    def token(self) -> str:
+        """Its identity in private conversations (an account id, or a guest's own)."""
 
     def deliver(self, data: bytes) -> None:
         """A push from someone else (may be held until a pending reply is sent)."""
@@ -81,6 +88,8 @@ class Directory(Protocol):
     def is_registered(self, name: str) -> bool: ...
 
     def is_claimed(self, name: str) -> bool: ...
+
+    def account_id(self, name: str) -> int | None: ...
 
 
 @dataclass
@@ -264,7 +273,9 @@ class Hub:
         # only when ``to`` or ``from`` equals its user.
         data = encode(chat_reply(member.name, content, timestamp, private_to=to))
         self.counters.private_messages += 1
-        conversation = private_conversation(name_key(member.name), name_key(to))
+        recipient = self._token_of(to)
+        assert recipient is not None  # online, or registered: checked above
+        conversation = private_conversation(member.token, recipient)
         self.history.record(
             MessageRecord(time.time(), timestamp, conversation, member.name, to, None, content)
         )
@@ -421,8 +432,19 @@ class Hub:
             raise ClientError(texts.NOT_IN_CHANNEL.format(channel=canonical))
         return self._send_history(member, canonical, self._history_limit(limit))
 
+    def _token_of(self, name: str) -> str | None:
+        """The identity behind a name now: the online guest holding it, else the
+        account of that name, else nobody."""
+        entry = self.online(name)
+        if entry is not None and entry.guest:
+            return entry.members[0].token
+        account = self.directory.account_id(name)
+        return account_token(account) if account is not None else None
+
     def private_history(self, member: Member, with_user: str, limit: int | None) -> PendingHistory:
-        conversation = private_conversation(name_key(member.name), name_key(with_user))
+        other = self._token_of(with_user)
+        # Nobody by that name now: no conversation to show (a guest's ended with it).
+        conversation = private_conversation(member.token, other) if other else NO_CONVERSATION
         return self._send_history(
             member, conversation, self._history_limit(limit), with_user=with_user
         )

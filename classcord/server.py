@@ -444,13 +444,11 @@ class ClassCordServer:
             self._all_released.set()
 
     async def _flush_history_forever(self) -> None:
+        # History.flush never raises and backs off by itself during an outage.
         interval = self.settings.history_flush_ms / 1000
         while True:
             await asyncio.sleep(interval)
-            try:
-                await self.history.flush()
-            except Exception:
-                log.exception("could not write message history; will retry")
+            await self.history.flush()
 
     async def _prune(self) -> None:
         settings = self.settings
@@ -462,7 +460,7 @@ class ClassCordServer:
         )
         if deleted:
             log.info("retention: deleted %d old messages", deleted)
-        self.accounts.throttle.forget_stale()
+        self.accounts.forget_stale()
 
     async def _prune_forever(self) -> None:
         while True:
@@ -530,13 +528,52 @@ class ClassCordServer:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        try:
-            flushed = await self.history.flush()
-        finally:
-            await self.storage.close()
-            self.accounts.close()
+        flushed = await self._close_storage()
+        self.accounts.close()
         log.info("stopped: %d clients notified, %d messages flushed", notified, flushed)
         self._closed.set()
+
+    # Set when the database did not close in time: cli.serve then exits at once.
+    storage_wedged: bool = False
+    # Released after the database is closed (the data folder's lock).
+    _held_until_closed: tuple[Closable, ...] = ()
+
+    def hold_until_closed(self, held: Closable) -> None:
+        self._held_until_closed = (*self._held_until_closed, held)
+
+    async def _close_storage(self) -> int:
+        """The last flush and the database close, within ``shutdown_storage_seconds``
+        together, whatever the disk does; says what could not be written."""
+        loop = asyncio.get_running_loop()
+        bound = self.settings.shutdown_storage_seconds
+        deadline = loop.time() + bound
+        flushed = 0
+        with contextlib.suppress(TimeoutError):
+            flushed = await asyncio.wait_for(self.history.flush(force=True), bound)
+        left = self.history.pending_count
+        try:
+            closed = await self.storage.close(max(0.05, deadline - loop.time()))
+        except Exception as exc:
+            log.error("shutdown: closing the database failed: %s", exc)
+            closed = True
+        if left:
+            status = self.history.status()
+            log.error(
+                "shutdown: %d messages could not be written to %s and are lost (%s)",
+                left,
+                self.settings.database_path,
+                status.last_error or f"the database did not answer within {bound:.1f} s",
+            )
+        if not closed:
+            self.storage_wedged = True
+            log.error(
+                "shutdown: the database did not close within %.1f s; exiting without it",
+                bound,
+            )
+        for held in self._held_until_closed:
+            with contextlib.suppress(Exception):
+                held.close()
+        return flushed
 
     async def wait_closed(self) -> None:
         await self._closed.wait()

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import secrets
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, Protocol
@@ -74,6 +75,7 @@ from classcord.protocol import (
     now_timestamp,
     parse_request,
 )
+from classcord.storage import GUEST_TOKEN_PREFIX, account_token
 
 log = logging.getLogger("classcord.session")
 
@@ -179,6 +181,7 @@ class Session:
         self._warned = False
         self._held: list[bytes] | None = None
         self.claimed_name: str | None = None
+        self._token = ""
 
     def __repr__(self) -> str:
         return f"<Session #{self.peer.conn_id} {self._state.value} {self._name!r}>"
@@ -194,6 +197,12 @@ class Session:
     @property
     def features(self) -> frozenset[str]:
         return self._features
+
+    @property
+    def token(self) -> str:
+        """Who this is in private conversations: ``u<id>`` for an account, a token
+        of its own for a guest, so nobody who later takes the name can read them."""
+        return self._token
 
     @property
     def identified(self) -> bool:
@@ -217,6 +226,13 @@ class Session:
         if self.identified:
             self.hub.leave(self)
         self._transition(event)
+        if self._state is State.USER:
+            account = self.accounts.account_id(name)
+            if account is None:
+                raise InternalError(f"logged in as {name!r} with no account id")
+            self._token = account_token(account)
+        else:
+            self._token = GUEST_TOKEN_PREFIX + secrets.token_hex(12)
         self._name = self.hub.enter(self, name, guest=self._state is State.GUEST)
 
     # output
@@ -373,7 +389,9 @@ class Session:
 
     async def _register(self, request: Register) -> None:
         try:
-            outcome = await self.accounts.complete_registration(request.username, request.password)
+            outcome = await self.accounts.complete_registration(
+                request.username, request.password, client=self
+            )
             if outcome is RegisterOutcome.OK:
                 log.info(
                     "registered: user=%s addr=%s conn=%d",
@@ -402,12 +420,18 @@ class Session:
 
     async def _login(self, request: Login) -> None:
         try:
-            outcome = await self.accounts.authenticate(request.username, request.password)
+            outcome = await self.accounts.authenticate(
+                request.username, request.password, client=self
+            )
             if self._state is State.CLOSING:
                 return
             if outcome is not LoginOutcome.OK:
-                # One fixed format, matched by the shipped fail2ban filter.
-                log.warning(
+                # One fixed format, matched by the shipped fail2ban filter. A login
+                # refused unhashed because the hashers are busy is no guess at a
+                # password: under a storm it would be thousands of lines a second.
+                level = logging.DEBUG if outcome is LoginOutcome.BUSY else logging.WARNING
+                log.log(
+                    level,
                     "auth failure: user=%s addr=%s conn=%d reason=%s",
                     loggable(request.username),
                     self.peer.address,

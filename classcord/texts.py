@@ -58,6 +58,7 @@ CANNOT_LEAVE_DEFAULT = "Impossible de quitter le salon {channel}."
 JOINED = "Vous avez rejoint {channel}."
 LEFT = "Vous avez quitté {channel}."
 HISTORY_PRIVATE_NEEDS_LOGIN = "L'historique privé demande d'être connecté avec un compte."
+HASH_BUSY = "Serveur occupé par d'autres connexions : réessayez dans quelques secondes."
 
 # Moderation (issue 12)
 # Written for students: short, friendly, and they always say what still works.

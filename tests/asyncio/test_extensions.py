@@ -233,3 +233,19 @@ async def test_admin_socket_is_owner_only_and_answers_commands(server: ClassCord
     assert (await again.login("alice"))["status"] == "ok"
     await again.close()
     assert (await call("dance"))["ok"] is False
+
+
+async def test_ban_and_kick_find_the_account_whatever_the_spelling(server: ClassCordServer) -> None:
+    alice = await connected(server, "alice")
+    path = server.settings.admin_socket_path
+    reply = await asyncio.to_thread(admin_client.request, path, "ban", ["ＡLICE"])
+    assert reply["ok"], reply
+    assert reply["result"]["closed"] == 1  # kicked too, found by the name's key
+    assert await alice.closed()
+    again = await LineClient.connect(server.port)
+    assert (await again.login("alice"))["message"] == texts.LOGIN_FAILED
+    reply = await asyncio.to_thread(admin_client.request, path, "unban", ["Alice"])
+    assert reply["ok"], reply
+    assert (await again.login("alice"))["status"] == "ok"
+    await again.close()
+    await alice.close()

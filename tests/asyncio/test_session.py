@@ -348,3 +348,39 @@ async def test_a_registration_claims_its_name_at_once_and_a_dropped_one_frees_it
     pending.close()  # the connection died before its task ever ran
     harness.disconnect(owner)
     assert harness.accounts.claim("alice")
+
+
+async def test_a_guest_conversation_never_passes_to_whoever_registers_its_name(
+    harness: Harness,
+) -> None:
+    alice, alice_peer = await harness.user("alice")
+    carol_guest, _ = harness.connect()
+    await harness.send(carol_guest, {"type": "message", "from": "carol", "content": ""})
+    assert carol_guest.name == "carol"
+    await harness.send(
+        carol_guest,
+        {"type": "message", "subtype": "private", "to": "alice", "content": "mon secret"},
+    )
+    await harness.send(alice, {"type": "history", "with": "carol"})
+    shown = [m["content"] for m in alice_peer.take()[-1]["messages"]]
+    assert shown == ["mon secret"]  # while the guest is here, it is her conversation
+    harness.disconnect(carol_guest)
+    impostor, impostor_peer = await harness.user("carol")
+    await harness.send(impostor, {"type": "history", "with": "alice"})
+    assert impostor_peer.take()[-1]["messages"] == []
+    alice_peer.take()
+    await harness.send(alice, {"type": "history", "with": "carol"})
+    assert alice_peer.take()[-1]["messages"] == []  # the account carol is someone else
+
+
+async def test_private_history_between_accounts_survives_a_change_of_spelling(
+    harness: Harness,
+) -> None:
+    alice, _ = await harness.user("alice")
+    bob, bob_peer = await harness.user("bob")
+    await harness.send(
+        alice, {"type": "message", "subtype": "private", "to": "BOB", "content": "salut"}
+    )
+    bob_peer.take()
+    await harness.send(bob, {"type": "history", "with": "ALICE"})
+    assert [m["content"] for m in bob_peer.take()[-1]["messages"]] == ["salut"]

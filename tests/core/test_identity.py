@@ -84,4 +84,9 @@ def test_the_key_is_stable_and_a_valid_name_has_no_invisible_character(name: str
 
 def test_collisions_report_accounts_that_the_rule_makes_one() -> None:
     existing = ["alice", "ａlice", "Bob", "bob", "zoé", "zoe\u0301", "carol", "Serveur2", "Invité"]
-    assert collisions(existing) == [["Bob", "bob"], ["Invité"], ["alice", "ａlice"], ["zoe\u0301", "zo\u00e9"]]
+    assert collisions(existing) == [
+        ["Bob", "bob"],
+        ["Invité"],
+        ["alice", "ａlice"],
+        ["zoe\u0301", "zo\u00e9"],
+    ]

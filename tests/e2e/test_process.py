@@ -200,3 +200,43 @@ async def test_log_file_gets_the_same_lines_as_stdout(tmp_path: Path) -> None:
     assert "listening on 127.0.0.1" in written
     assert "auth failure: user=ghost" in written
     assert "hunter2" not in written
+
+
+def test_check_names_reports_accounts_an_earlier_rule_let_in(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    storage = Storage(data / "classcord.db")
+    try:
+        # As the casefold-only rule stored them: three accounts, one name now.
+        for name in ("alice", "ａlice", "bob", "Serveur2", "zoe\u0301"):
+            storage.add_user(name, name.casefold(), "scrypt$2$1$1$AAAA$AAAA")
+    finally:
+        storage.close()
+    done = classcord("check-names", "--data-dir", str(data))
+    assert done.returncode == 1
+    assert "alice, ａlice" in done.stdout
+    assert "bob" not in done.stdout
+    empty = tmp_path / "empty"
+    Storage(empty / "classcord.db").close()
+    assert classcord("check-names", "--data-dir", str(empty)).returncode == 0
+
+
+async def test_start_up_brings_name_keys_up_to_date_and_reports_clashes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    storage = Storage(data / "classcord.db")
+    try:
+        storage.add_user("alice", "alice", "scrypt$2$1$1$AAAA$AAAA")
+        storage.add_user("ａlice", "ａlice", "scrypt$2$1$1$AAAA$AAAA")
+        storage.add_user("𝐛𝐨𝐛", "𝐛𝐨𝐛", "scrypt$2$1$1$AAAA$AAAA")
+    finally:
+        storage.close()
+    server = ServerProcess(data).start()
+    try:
+        assert server.wait_for_log("names: account ａlice is the same name as alice")
+        guest = await LineClient.connect(server.port)
+        # The math-bold account's key is now "bob": a guest asking for bob is bob_2.
+        await guest.send({"type": "message", "from": "bob", "content": ""})
+        await guest.send({"type": "users"})
+        assert (await guest.recv_type("users"))["users"] == ["bob_2"]
+        await guest.close()
+    finally:
+        server.kill()
