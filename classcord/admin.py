@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from classcord.errors import AdminError
+from classcord.errors import AdminError, SettingsError
 
 if TYPE_CHECKING:
     from classcord.server import ClassCordServer
@@ -37,6 +37,7 @@ COMMANDS = (
     "stats",
     "channels",
     "health",
+    "reload-tls",
     "shutdown",
 )
 
@@ -77,6 +78,11 @@ class AdminService:
             return await server_health(self.server, _timeout_arg(args))
         if command == "unlock":
             return self._unlock(args)
+        if command == "reload-tls":
+            try:
+                return {"fingerprint": self.server.reload_tls()}
+            except SettingsError as exc:
+                raise AdminError(f"{exc}; the old certificate stays in use") from None
         if command == "shutdown":
             self.server.request_shutdown("admin shutdown")
             return {"shutting_down": True}

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Sequence
@@ -120,6 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument(
         "--data-dir", default=None, help="the server's data folder [CLASSCORD_DATA_DIR or data]"
     )
+    health.add_argument(
+        "--tls",
+        action="store_true",
+        help="ping through the TLS port (default port CLASSCORD_TLS_PORT or 12346)",
+    )
+    health.add_argument(
+        "--cafile",
+        default=None,
+        help="with --tls: the class CA (ca.pem); without it the certificate is checked "
+        "against the server's own certificate file (CLASSCORD_TLS_CERT_FILE)",
+    )
 
     importer = commands.add_parser(
         "import-users", help="hash the old server's users.pkl into the database"
@@ -171,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "healthcheck":
+            if args.tls:
+                port = args.port if args.port is not None else _tls_port_from_environment()
+                context = _healthcheck_tls_context(args.cafile)
+                return healthcheck(args.host, port, args.timeout, args.data_dir, context)
             port = args.port if args.port is not None else port_from_environment()
             return healthcheck(args.host, port, args.timeout, args.data_dir)
         if args.command == "import-users":
@@ -223,6 +239,16 @@ async def start_server(settings: Settings) -> ClassCordServer:
     from classcord.server import ClassCordServer
     from classcord.storage import DataFolderLock, Storage, StorageWorker, prepare_data_dir
 
+    tls = None
+    if settings.tls_enabled:
+        from classcord.tls import TlsEndpoint
+
+        # A certificate that cannot be read stops the start, before anything opens.
+        tls = TlsEndpoint(
+            Path(settings.tls_cert_file),
+            Path(settings.tls_key_file),
+            settings.tls_handshake_timeout,
+        )
     prepare_data_dir(settings.data_path)
     lock = DataFolderLock.acquire(settings.data_path)
     try:
@@ -239,7 +265,7 @@ async def start_server(settings: Settings) -> ClassCordServer:
         max_pending=settings.history_max_pending,
     )
     hub = Hub(settings, accounts, history)
-    server = ClassCordServer(settings, storage, accounts, history, hub)
+    server = ClassCordServer(settings, storage, accounts, history, hub, tls)
     server.hold_until_closed(lock)
     try:
         await server.start()
@@ -248,25 +274,18 @@ async def start_server(settings: Settings) -> ClassCordServer:
         accounts.close()
         lock.close()
         raise
-    if settings.tls_enabled:
-        from classcord.tls import TlsEndpoint
-
-        try:
-            endpoint = TlsEndpoint(
-                Path(settings.tls_cert_file),
-                Path(settings.tls_key_file),
-                settings.tls_handshake_timeout,
-            )
-            await endpoint.start(settings.host, settings.tls_port, server.new_connection)
-        except BaseException:
-            await server.shutdown()
-            raise
-        server.tls = endpoint
-        server.close_at_shutdown(endpoint)
     admin = await start_admin_socket(server, settings.admin_socket_path)
     if admin is not None:
         server.close_at_shutdown(admin)
     return server
+
+
+def _reload_tls(server: ClassCordServer) -> None:
+    """SIGHUP: re-read the TLS certificate; a mistake is logged, the old one stays."""
+    try:
+        server.reload_tls()
+    except SettingsError as exc:
+        log.error("tls: reload refused, the old certificate stays in use: %s", exc)
 
 
 def serve(settings: Settings) -> int:
@@ -285,6 +304,7 @@ def serve(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, server.request_shutdown, signal.Signals(signum).name)
+        loop.add_signal_handler(signal.SIGHUP, _reload_tls, server)
         await server.wait_closed()
         wedged = server.storage_wedged
 
@@ -333,7 +353,30 @@ def listen_error(settings: Settings, exc: OSError) -> str:
     return f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
 
 
-def healthcheck(host: str, port: int, timeout: float, data_dir: str | None = None) -> int:
+def _tls_port_from_environment() -> int:
+    raw = os.environ.get("CLASSCORD_TLS_PORT", "").strip()
+    return int(raw) if raw.isdigit() and 0 < int(raw) <= 65535 else Settings().tls_port
+
+
+def _healthcheck_tls_context(cafile: str | None) -> ssl.SSLContext:
+    """The class CA if given; else the server's own certificate, which a container
+    health check finds in its environment. The host name is not checked here: the
+    check runs on 127.0.0.1, which the certificate need not name."""
+    trusted = cafile or os.environ.get("CLASSCORD_TLS_CERT_FILE") or None
+    context = ssl.create_default_context(cafile=trusted)
+    context.check_hostname = False
+    # The server's own certificate is a leaf, not a CA: trust it as it is.
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
+
+
+def healthcheck(
+    host: str,
+    port: int,
+    timeout: float,
+    data_dir: str | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> int:
     """One line, ``healthy: ...`` or ``unhealthy: REASON``; exit 0 or 1.
 
     The ping proves the chat port answers; the admin socket's ``health`` proves the
@@ -343,7 +386,8 @@ def healthcheck(host: str, port: int, timeout: float, data_dir: str | None = Non
 
     started = time.monotonic()
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            sock = tls.wrap_socket(raw, server_hostname=host) if tls else raw
             sock.sendall(b'{"type": "ping"}\n')
             reply = sock.makefile("rb").readline(65536)
         ok = json.loads(reply).get("type") == "pong"

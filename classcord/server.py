@@ -26,6 +26,7 @@ from classcord import texts
 from classcord.accounts import Accounts
 from classcord.config import Settings
 from classcord.driver import RequestDriver
+from classcord.errors import SettingsError
 from classcord.history import History
 from classcord.hub import Hub
 from classcord.protocol import LineFramer, encode, error_reply
@@ -341,6 +342,7 @@ class ClassCordServer:
         accounts: Accounts,
         history: History,
         hub: Hub,
+        tls: TlsEndpoint | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
@@ -359,7 +361,7 @@ class ClassCordServer:
         self._shutdown_task: asyncio.Task[None] | None = None
         self._shutting_down = False
         self._listeners: list[Closable] = []
-        self.tls: TlsEndpoint | None = None
+        self.tls = tls
         self._rate_samples: deque[tuple[float, int]] = deque(maxlen=RATE_SAMPLES_KEPT)
 
     async def start(self) -> None:
@@ -374,15 +376,27 @@ class ClassCordServer:
                 limit,
                 self.settings.max_connections,
             )
-        self._server = await loop.create_server(
-            lambda: Connection(self, next(self._ids)),
-            self.settings.host,
-            self.settings.port,
-            reuse_address=True,
-            backlog=1024,
-        )
-        sockets = self._server.sockets
-        self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+        settings = self.settings
+        if not settings.tls_only:
+            self._server = await loop.create_server(
+                self.new_connection,
+                settings.host,
+                settings.port,
+                reuse_address=True,
+                backlog=1024,
+            )
+            sockets = self._server.sockets
+            self.port = sockets[0].getsockname()[1] if sockets else settings.port
+        if self.tls is not None:
+            try:
+                await self.tls.start(settings.host, settings.tls_port, self.new_connection)
+            except BaseException:
+                if self._server is not None:
+                    self._server.close()
+                raise
+            self.close_at_shutdown(self.tls)
+            if settings.tls_only:
+                self.port = self.tls.port or settings.tls_port
         self._tasks = [
             loop.create_task(self._flush_history_forever()),
             loop.create_task(self._prune_forever()),
@@ -390,12 +404,20 @@ class ClassCordServer:
             loop.create_task(self._close_silent_forever()),
         ]
         log.info(
-            "listening on %s:%d (database %s, %d accounts)",
-            self.settings.host,
+            "listening on %s:%d%s (database %s, %d accounts)",
+            settings.host,
             self.port,
-            self.settings.database_path,
+            " with TLS only" if settings.tls_only else "",
+            settings.database_path,
             self.accounts.registered_count(),
         )
+
+    def reload_tls(self) -> str:
+        """SIGHUP and ``admin reload-tls``: the certificate and key read again, the
+        connections kept; SettingsError (the old certificate stays) on a mistake."""
+        if self.tls is None:
+            raise SettingsError("TLS is off: start with --tls-cert-file and --tls-key-file")
+        return self.tls.reload()
 
     def new_connection(self) -> Connection:
         """A protocol for one accepted socket (the TLS listener hands its

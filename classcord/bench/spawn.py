@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-READY_PATTERN: Final = re.compile(r"listening on (\S+):(\d+)")
+# The plaintext listener (the TLS one says "tls: listening on", matched apart).
+READY_PATTERN: Final = re.compile(r"(?<!tls: )listening on (\S+):(\d+)")
 READY_TIMEOUT: Final = 30.0
 STOP_TIMEOUT: Final = 15.0
 POLL_INTERVAL: Final = 0.02

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import select
 import shutil
@@ -184,5 +185,65 @@ def test_the_doctor_names_an_address_the_certificate_lacks(tmp_path: Path) -> No
         assert match
         statuses = doctor_tls(server.port, int(match.group(1)), named_only.ca, tmp_path)
         assert statuses["tls-cert"] == "fail"
+    finally:
+        server.kill()
+
+
+def test_sighup_and_admin_reload_tls_keep_connections(
+    certs: ClassCertificates, tls_process: tuple[ServerProcess, int], tmp_path: Path
+) -> None:
+    import signal
+    import socket
+    import ssl
+
+    server, tls_port = tls_process
+    context = ssl.create_default_context(cafile=str(certs.ca))
+    with socket.create_connection(("127.0.0.1", tls_port), timeout=10) as raw:
+        kept = context.wrap_socket(raw, server_hostname="127.0.0.1")
+        before = kept.getpeercert(binary_form=True)
+        make_class_certificates(certs.folder, "--ip", "127.0.0.1", "--renew")  # same files
+        server.signal(signal.SIGHUP)
+        assert server.wait_for_log("tls: certificate reloaded")
+        kept.sendall(b'{"type":"ping"}\n')
+        assert kept.makefile("rb").readline() == b'{"type": "pong"}\n'  # not dropped
+        with socket.create_connection(("127.0.0.1", tls_port), timeout=10) as raw2:
+            fresh = context.wrap_socket(raw2, server_hostname="127.0.0.1")
+            assert fresh.getpeercert(binary_form=True) != before
+            fresh.close()
+        kept.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "classcord", "admin", "reload-tls", "--data-dir",
+         str(server.data_path)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "fingerprint:" in done.stdout
+
+
+def test_tls_only_closes_12345_and_the_tls_healthcheck_passes(
+    certs: ClassCertificates, tmp_path: Path
+) -> None:
+    server = ServerProcess(
+        tmp_path / "data", 0, "--tls-cert-file", str(certs.cert), "--tls-key-file",
+        str(certs.key), "--tls-port", "0", "--tls-only", "true",
+    ).start()  # fmt: skip
+    try:
+        assert "with TLS only" in server.log
+        assert f"tls: listening on 127.0.0.1:{server.port}" in server.log
+        plain = subprocess.run(
+            [sys.executable, "-m", "classcord", "healthcheck", "--port", str(server.port),
+             "--data-dir", str(server.data_path)],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert plain.returncode == 1  # TLS only: a plaintext ping gets nowhere
+        for extra in (["--cafile", str(certs.ca)], []):
+            env = dict(os.environ, CLASSCORD_TLS_CERT_FILE=str(certs.cert))
+            done = subprocess.run(
+                [sys.executable, "-m", "classcord", "healthcheck", "--tls", "--port",
+                 str(server.port), "--data-dir", str(server.data_path), *extra],
+                capture_output=True, text=True, timeout=30, check=False, env=env,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert done.stdout.startswith("healthy:")
     finally:
         server.kill()
