@@ -169,13 +169,7 @@ class Connection(asyncio.Protocol):
         client can read it all (an immediate close with unread input is a bare reset)."""
         if self._closed or self.transport is None:
             return
-        log.warning(
-            "limit: conn=%d addr=%s user=%s closed: %s",
-            self._conn_id,
-            self._address,
-            self.session.name or "-",
-            reason,
-        )
+        self._log_limit(reason)
         self._close_reason = reason
         self._out.append(encode(error_reply(texts.CUT_OFF)))
         self.flush()
@@ -211,10 +205,7 @@ class Connection(asyncio.Protocol):
         self._closed = True
         self.transport.close()
 
-    def abort(self, reason: str) -> None:
-        """Cut the connection now, discarding what is unsent (a stalled reader)."""
-        if self._closed or self.transport is None:
-            return
+    def _log_limit(self, reason: str) -> None:
         log.warning(
             "limit: conn=%d addr=%s user=%s closed: %s",
             self._conn_id,
@@ -222,6 +213,12 @@ class Connection(asyncio.Protocol):
             self.session.name or "-",
             reason,
         )
+
+    def abort(self, reason: str) -> None:
+        """Cut the connection now, discarding what is unsent (a stalled reader)."""
+        if self._closed or self.transport is None:
+            return
+        self._log_limit(reason)
         self._close_reason = reason
         self._closed = True
         self._out.clear()

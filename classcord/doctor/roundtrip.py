@@ -25,6 +25,19 @@ def parse_target(text: str, default_port: int) -> Target:
     return Target(text, default_port)
 
 
+def ping(sock: socket.socket, timeout: float) -> bytes:
+    """Send ``ping`` on a connected socket (plain or TLS); the reply's first bytes."""
+    sock.settimeout(timeout)
+    sock.sendall(b'{"type":"ping"}\n')
+    data = b""
+    while b"\n" not in data and len(data) < MAX_REPLY_BYTES:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def round_trip(target: Target, timeout: float, local: bool = False) -> RoundTrip:
     """Connect, send ``{"type":"ping"}`` and wait for ``{"type": "pong"}``."""
     started = time.monotonic()
@@ -46,14 +59,7 @@ def round_trip(target: Target, timeout: float, local: bool = False) -> RoundTrip
         return result(Outcome.ERROR, str(exc))
     with sock:
         try:
-            sock.settimeout(timeout)
-            sock.sendall(b'{"type":"ping"}\n')
-            data = b""
-            while b"\n" not in data and len(data) < MAX_REPLY_BYTES:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
+            data = ping(sock, timeout)
         except TimeoutError:
             return result(Outcome.NO_REPLY, f"connected, but no reply within {timeout:g} s")
         except ConnectionResetError:

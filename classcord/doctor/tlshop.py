@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 
 from classcord.doctor.check import Check, Status
 from classcord.doctor.facts import Target
+from classcord.doctor.roundtrip import ping
 
 EXPIRY_WARNING_DAYS = 30
-MAX_REPLY_BYTES = 65536
 
 
 class TlsOutcome(enum.Enum):
@@ -66,14 +66,7 @@ def probe_tls(target: Target, cafile: str | None, timeout: float) -> TlsProbe:
                 else None
             )
             addresses = _names(cert)
-            tls.settimeout(timeout)
-            tls.sendall(b'{"type":"ping"}\n')
-            data = b""
-            while b"\n" not in data and len(data) < MAX_REPLY_BYTES:
-                chunk = tls.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
+            data = ping(tls, timeout)
     except ssl.SSLCertVerificationError as exc:
         raw.close()
         return TlsProbe(target, TlsOutcome.UNTRUSTED, exc.verify_message or str(exc))
