@@ -37,7 +37,7 @@ import pytest
 from classcord import __version__
 from tests.conftest import require_system
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_BASE_IMAGE = "python:3.12-slim-bookworm"
 STANDIN_BASE_IMAGE = "classcord-base:bookworm-python3"
 TEST_IMAGE = "classcord-test"

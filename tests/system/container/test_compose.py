@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from classcord import texts
-from tests.container.chat import ChatClient, Message, wait_answering
-from tests.container.conftest import (
+from tests.system.container.chat import ChatClient, Message, wait_answering
+from tests.system.container.conftest import (
     ROOT,
     ComposeProject,
     ImageRegistry,

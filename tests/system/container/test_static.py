@@ -15,7 +15,7 @@ import pytest
 from classcord import __version__
 from classcord.config import Settings, env_name
 from tests.conftest import require_system
-from tests.container.conftest import ROOT, clean_env, compose_v1, run, venv_tool
+from tests.system.container.conftest import ROOT, clean_env, compose_v1, run, venv_tool
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"

@@ -26,7 +26,7 @@ import pytest
 
 from tests.conftest import require_system
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCRIPTS = REPO / "scripts"
 LAB_SCRIPT = SCRIPTS / "classroom-lab.sh"
 CHAT_CLIENT = Path(__file__).resolve().parent / "chat_client.py"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from classcord import __version__, texts
-from tests.container.chat import ChatClient, wait_answering
-from tests.container.conftest import (
+from tests.system.container.chat import ChatClient, wait_answering
+from tests.system.container.conftest import (
     ROOT,
     BuiltImage,
     ImageRegistry,
