@@ -7,6 +7,7 @@ import re
 import subprocess
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,12 +15,17 @@ import pytest
 from classcord import texts
 from tests.system.container.chat import ChatClient, Message, wait_answering
 from tests.system.container.conftest import (
+    CROSSED,
     ROOT,
+    BuiltImage,
     ComposeProject,
+    Flavour,
     ImageRegistry,
-    clean_env,
+    assert_no_build_warning,
+    deployed,
     docker,
     inspect,
+    new_project,
     run,
     wait_healthy,
 )
@@ -58,15 +64,28 @@ def shutdown_seconds(logs: str) -> float:
     return (moments[1] - moments[0]).total_seconds()
 
 
-def up(project: ComposeProject) -> str:
-    project("up", "-d", "--no-build")
+def up(project: ComposeProject, *flags: str) -> str:
+    project("up", "-d", *(flags or ("--no-build",)), timeout=600)
     container = project.container_id()
-    print(f"{project.name}: healthy after {wait_healthy(container):.1f} s")
+    print(f"{project.name} ({project.flavour.name}): healthy after {wait_healthy(container):.1f} s")
     return container
 
 
+def restore_script(project: ComposeProject, *args: str) -> subprocess.CompletedProcess[str]:
+    return run(
+        [
+            str(ROOT / "scripts" / "container-restore.sh"),
+            "--compose", " ".join(project.command),
+            "--env-file", str(project.env_file),
+            *args,
+        ],
+        env=project.flavour.env(),
+    )  # fmt: skip
+
+
 def chat_between_two_users(project: ComposeProject, message: str) -> None:
-    with ChatClient(project.port) as alice, ChatClient(project.port) as bob:
+    port = project.port
+    with ChatClient(port) as alice, ChatClient(port) as bob:
         alice.account("alice", PASSWORD)
         bob.account("bob", PASSWORD)
         online = alice.recv_until(lambda m: m.get("type") == "status")
@@ -98,9 +117,8 @@ def test_chat_hardening_and_fast_stop(compose_project: ComposeProject) -> None:
         "Config": {"max-file": "3", "max-size": "10m"},
     }
     assert host["Tmpfs"] == {"/tmp": "size=16m,mode=1777"}
-    assert host["PortBindings"] == {
-        "12345/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(project.port)}]
-    }
+    # An empty host port in .env: Docker chooses one, `compose port` tells it.
+    assert host["PortBindings"] == {"12345/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
     config = data["Config"]
     assert config["User"] == "10001:10001"
     assert ":latest" not in str(config["Image"])
@@ -131,10 +149,12 @@ def test_chat_hardening_and_fast_stop(compose_project: ComposeProject) -> None:
     while docker("inspect", "-f", "{{.RestartCount}}", container).strip() == "0":
         assert time.monotonic() < deadline, "the container was not restarted"
         time.sleep(0.5)
-    wait_answering(project.port)
+    wait_healthy(container)
+    port = project.port
+    wait_answering(port)
 
     # docker stop (compose stop) with clients connected: quick, and they are told.
-    with ChatClient(project.port) as alice, ChatClient(project.port) as bob:
+    with ChatClient(port) as alice, ChatClient(port) as bob:
         alice.login("alice", PASSWORD)
         bob.login("bob", PASSWORD)
         started = time.monotonic()
@@ -155,7 +175,7 @@ def test_chat_hardening_and_fast_stop(compose_project: ComposeProject) -> None:
         f"{server_seconds:.3f} s in the server (grace period 15 s)"
     )
     # Far below the grace period: the server stopped by itself, it was not killed.
-    assert stop_seconds < 8, stop_seconds
+    assert stop_seconds < 5, stop_seconds
     assert server_seconds < 3, server_seconds
     assert docker("inspect", "-f", "{{.State.ExitCode}}", container).strip() == "0"
 
@@ -174,6 +194,8 @@ def test_data_survives_down_up_and_a_rebuild(
     with ChatClient(project.port) as alice:
         assert alice.login("alice", PASSWORD)["status"] == "ok"
         assert "Message à garder" in contents(alice.history())
+    if project.flavour.name != "debian12":
+        return  # the upgrade below rebuilds from scratch: once is enough
 
     # A new image (here: rebuilt from scratch under a new tag, as an upgrade is) on
     # the same volume keeps every user and message.
@@ -184,7 +206,8 @@ def test_data_survives_down_up_and_a_rebuild(
     assert second != first
     labels = inspect(second)["Config"]["Labels"]
     assert labels["org.opencontainers.image.version"] == new_version
-    with ChatClient(project.port) as alice, ChatClient(project.port) as bob:
+    port = project.port
+    with ChatClient(port) as alice, ChatClient(port) as bob:
         assert alice.login("alice", PASSWORD)["status"] == "ok"
         assert bob.login("bob", PASSWORD)["status"] == "ok"
         assert "Message à garder" in contents(alice.history())
@@ -219,18 +242,12 @@ def test_backup_job_makes_a_restorable_copy(compose_project: ComposeProject) -> 
         time.sleep(0.5)
 
     # ...are gone once the backup is restored, and what it held is back.
-    restore = run(
-        [
-            str(ROOT / "scripts" / "container-restore.sh"),
-            "--compose", " ".join(project.command),
-            "--env-file", str(project.env_file),
-            backup,
-        ],
-        env=clean_env(),
-    )  # fmt: skip
+    restore = restore_script(project, backup)
+    assert f"container-restore.sh: using {' '.join(project.command)} (Compose v" in restore.stdout
     assert "restore: current database saved as /data/backups/pre-restore-" in restore.stdout
     wait_healthy(project.container_id())
-    with ChatClient(project.port) as alice, ChatClient(project.port) as carol:
+    port = project.port
+    with ChatClient(port) as alice, ChatClient(port) as carol:
         assert alice.login("alice", PASSWORD)["status"] == "ok"
         history = contents(alice.history())
         assert "avant la sauvegarde" in history
@@ -238,14 +255,7 @@ def test_backup_job_makes_a_restorable_copy(compose_project: ComposeProject) -> 
         refused = carol.login("carol", PASSWORD)
         assert refused["type"] == "error"
         assert refused["message"] == texts.LOGIN_FAILED
-    listing = run(
-        [
-            str(ROOT / "scripts" / "container-restore.sh"),
-            "--compose", " ".join(project.command),
-            "--env-file", str(project.env_file), "--list",
-        ],
-        env=clean_env(),
-    ).stdout  # fmt: skip
+    listing = restore_script(project, "--list").stdout
     assert backup in listing
     assert "pre-restore-" in listing
 
@@ -258,3 +268,22 @@ def test_backup_job_fails_without_a_database(compose_project: ComposeProject) ->
         pytest.fail("the backup job hung")
     assert result.returncode != 0
     assert "no database" in result.stderr
+
+
+@pytest.mark.parametrize("crossed", CROSSED, ids=lambda f: f.name)
+def test_up_build_and_chat_with_the_other_pairs(
+    crossed: Flavour, images: ImageRegistry, base_image: str, tmp_path: Path
+) -> None:
+    """`up -d --build` as a student types it, for the two other pairs of Compose
+    and builder a class can have: the image is built by compose itself, with no
+    warning."""
+    tag = images.new_tag(f"-up-{crossed.name}")
+    project = new_project(crossed, BuiltImage(tag, 0.0, ""), base_image, tmp_path)
+    with deployed(project):
+        started = time.monotonic()
+        done = project("up", "-d", "--build", timeout=600)
+        container = project.container_id()
+        wait_healthy(container)
+        print(f"{crossed.name}: up -d --build to healthy in {time.monotonic() - started:.1f} s")
+        assert_no_build_warning(done.stdout + done.stderr)
+        chat_between_two_users(project, f"construit par {crossed.name}")

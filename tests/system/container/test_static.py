@@ -15,7 +15,7 @@ import pytest
 from classcord import __version__
 from classcord.config import Settings, env_name
 from tests.conftest import require_system
-from tests.system.container.conftest import ROOT, clean_env, compose_v1, run, venv_tool
+from tests.system.container.conftest import ROOT, clean_env, require_compose, run, venv_tool
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -50,12 +50,13 @@ def yaml_module() -> Any:
     return pytest.importorskip("yaml")
 
 
+# What .env.example sets (uncommented) and the compose file requires.
+MINIMAL_ENV = ["CLASSCORD_BIND=0.0.0.0", "CLASSCORD_PORT=12345"]
+
+
 def compose_config(tmp_path: Path, env_lines: list[str]) -> dict[str, Any]:
     """The compose file as docker-compose 1.29 resolves it with this env file."""
-    command = compose_v1()
-    if command is None:
-        require_system("docker-compose 1.29 is not installed (see scripts/test.sh)")
-        raise AssertionError("unreachable")
+    command = require_compose(1)
     env_file = tmp_path / "test.env"
     env_file.write_text("\n".join(env_lines) + "\n", encoding="utf-8")
     result = run(
@@ -108,15 +109,42 @@ def test_compose_file_avoids_what_docker_compose_1_29_rejects() -> None:
     for forbidden in ("start_interval", "include:", "develop:", "host_ip", "required:"):
         assert forbidden not in text, forbidden
     for service in raw["services"].values():
-        limits = service.get("deploy", {}).get("resources", {}).get("limits", {})
-        assert "pids" not in limits
+        # v2.26+ refuses deploy.resources beside pids_limit; 1.29 refuses its pids.
+        assert "deploy" not in service
         assert all(isinstance(port, str) for port in service.get("ports", []))
         assert "env_file" not in service  # a missing .env would stop docker-compose 1.29
     assert "latest" not in text
 
 
+@pytest.mark.parametrize("major", [1, 2], ids=["compose-1.29", "compose-v2"])
+def test_both_composes_accept_the_file_with_env_example(major: int, tmp_path: Path) -> None:
+    """`config -q` of docker-compose 1.29 and of Compose v2 (Debian 13's 2.26),
+    in a copy of the repository's files as a student has them after
+    `cp .env.example .env`."""
+    command = require_compose(major)
+    for name in ("docker-compose.yml", ".env.example"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    (tmp_path / ".env").write_bytes(ENV_EXAMPLE.read_bytes())
+    done = run([*command, "config", "-q"], env=clean_env(), cwd=tmp_path, check=False, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout + done.stderr == ""
+    names = run([*command, "config", "--volumes"], env=clean_env(), cwd=tmp_path, timeout=60)
+    assert names.stdout.split() == ["classcord-data"]
+
+
+@pytest.mark.parametrize("major", [1, 2], ids=["compose-1.29", "compose-v2"])
+def test_both_composes_say_when_env_is_missing(major: int, tmp_path: Path) -> None:
+    """Without .env, compose stops before making a volume named after the folder
+    or asking Docker Hub for an image, and says how to make .env."""
+    command = require_compose(major)
+    (tmp_path / "docker-compose.yml").write_bytes(COMPOSE_FILE.read_bytes())
+    done = run([*command, "config", "-q"], env=clean_env(), cwd=tmp_path, check=False, timeout=60)
+    assert done.returncode != 0
+    assert ".env is missing or has no CLASSCORD_BIND: cp .env.example .env" in done.stderr
+
+
 def test_docker_compose_1_29_accepts_the_file_with_defaults(tmp_path: Path) -> None:
-    config = compose_config(tmp_path, [])
+    config = compose_config(tmp_path, MINIMAL_ENV)
     server = config["services"]["classcord"]
     assert server["image"] == f"classcord:{__version__}"
     assert server["build"]["args"]["PYTHON_IMAGE"] == "python:3.12-slim-bookworm"
@@ -130,8 +158,9 @@ def test_docker_compose_1_29_accepts_the_file_with_defaults(tmp_path: Path) -> N
     assert server["user"] == "10001:10001"
     assert server["ulimits"]["nofile"] == {"soft": 4096, "hard": 4096}
     assert server["pids_limit"] == 128
-    assert server["deploy"]["resources"]["limits"] == {"cpus": 1.0, "memory": "256M"}
-    assert server["deploy"]["resources"]["reservations"] == {"memory": "64M"}
+    assert server["cpus"] == 1.0
+    assert server["mem_limit"] == "256M"
+    assert server["mem_reservation"] == "64M"
     assert server["logging"] == {
         "driver": "json-file",
         "options": {"max-size": "10m", "max-file": "3"},
@@ -208,11 +237,15 @@ def test_env_example_documents_every_variable_with_its_default() -> None:
         value = getattr(defaults, field.name)
         shown = str(value).lower() if isinstance(value, bool) else str(value)
         assert documented[name] == shown, f"{name}: .env.example shows {documented[name]!r}"
-    # Compose-level defaults agree with the compose file.
-    for name in COMPOSE_ONLY - {"COMPOSE_PROJECT_NAME"}:
+    # Compose-level defaults agree with the compose file; the two that .env must
+    # set (so that a missing .env is noticed) have no default there.
+    required = set(re.findall(r"\$\{([A-Z0-9_]+)\?", text))
+    assert required == {"CLASSCORD_BIND", "CLASSCORD_PORT"}
+    for name in COMPOSE_ONLY - {"COMPOSE_PROJECT_NAME"} - required:
         in_compose = re.search(r"\$\{" + name + r":-([^}]*)\}", text)
         assert in_compose, name
         assert documented[name] == in_compose.group(1), name
+    assert [f"{name}={documented[name]}" for name in sorted(required)] == MINIMAL_ENV
 
 
 # --- the Dockerfile and .dockerignore -----------------------------------------------
