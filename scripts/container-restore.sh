@@ -19,9 +19,12 @@ BACKUP is a file name from /data/backups, e.g. classcord-20250620-031500.db;
 --list shows them. To undo a restore, restore the pre-restore-*.db it made.
 
   --list            list the backups in the volume and exit
-  --env-file FILE   passed to compose (default: .env next to docker-compose.yml)
-  --compose CMD     compose command (default: "docker compose" when available,
-                    else "docker-compose"; or the CLASSCORD_COMPOSE variable)
+  --env-file FILE   passed to compose (default: .env next to docker-compose.yml);
+                    checked first: a missing file or a malformed CLASSCORD_PORT,
+                    CLASSCORD_BIND or COMPOSE_PROJECT_NAME stops here (exit 2)
+  --compose CMD     compose command, e.g. "docker compose" or docker-compose
+                    (default: the CLASSCORD_COMPOSE variable, else whichever of
+                    the two answers `version` with the newest Compose)
   --dry-run         print the commands, change nothing
   -h, --help        show this help
 USAGE
@@ -47,14 +50,10 @@ while [ "$#" -gt 0 ]; do
     shift
 done
 
-if [ -z "$COMPOSE_CMD" ]; then
-    if docker compose version >/dev/null 2>&1; then
-        COMPOSE_CMD="docker compose"
-    else
-        COMPOSE_CMD="docker-compose"
-    fi
-fi
-read -r -a COMPOSE <<<"$COMPOSE_CMD"
+# shellcheck source=scripts/lib/compose.sh
+. scripts/lib/compose.sh
+env_file_check container-restore.sh "${ENV_FILE:-.env}"
+compose_pick container-restore.sh "$COMPOSE_CMD"
 if [ -n "$ENV_FILE" ]; then
     COMPOSE+=(--env-file "$ENV_FILE")
 fi

@@ -86,7 +86,7 @@ def test_hadolint_config_catches_what_its_defaults_miss(tmp_path: Path) -> None:
 
 
 def test_shellcheck_passes_on_every_script() -> None:
-    scripts = sorted(str(p) for p in (ROOT / "scripts").glob("*.sh"))
+    scripts = sorted(str(p) for p in (ROOT / "scripts").glob("**/*.sh"))
     assert scripts
     result = run([tool("shellcheck"), "-x", *scripts, str(ROOT / ".ci" / "run")], check=False)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -345,25 +345,65 @@ def test_build_base_image_refuses_latest_and_dry_runs(tmp_path: Path) -> None:
     assert not cache.exists(), "--dry-run must not change anything"
 
 
-def test_container_restore_dry_run_changes_nothing() -> None:
-    result = run(
-        [
-            str(ROOT / "scripts" / "container-restore.sh"),
-            "--dry-run",
-            "--compose",
-            "docker-compose",
-            "classcord-20250101-000000.db",
-        ],
-        env=clean_env(),
-    )
-    assert "+ docker-compose stop classcord" in result.stdout
-    assert "+ docker-compose start classcord" in result.stdout
-    assert "dry run, nothing changed" in result.stdout
-    refused = run(
-        [str(ROOT / "scripts" / "container-restore.sh"), "--dry-run", "../etc/passwd"],
-        check=False,
-    )
+def restore_script(*args: str) -> Any:
+    script = str(ROOT / "scripts" / "container-restore.sh")
+    return run([script, *args], env=clean_env(), check=False)
+
+
+def test_container_restore_dry_run_changes_nothing(tmp_path: Path) -> None:
+    env_file = tmp_path / "ok.env"
+    env_file.write_bytes(ENV_EXAMPLE.read_bytes())
+    result = restore_script(
+        "--dry-run", "--compose", "docker-compose", "--env-file", str(env_file),
+        "classcord-20250101-000000.db",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "container-restore.sh: using docker-compose (Compose v" in result.stdout
+    assert f"+ docker-compose --env-file {env_file} stop classcord" in result.stdout
+    assert f"+ docker-compose --env-file {env_file} start classcord" in result.stdout
+    assert result.stdout.splitlines()[-1] == "container-restore.sh: dry run, nothing changed"
+    refused = restore_script("--dry-run", "--env-file", str(env_file), "../etc/passwd")
     assert refused.returncode == 2
+
+
+@pytest.mark.parametrize("major", [1, 2], ids=["compose-1.29", "compose-v2"])
+def test_container_restore_asks_compose_its_version(major: int, tmp_path: Path) -> None:
+    """Picked by asking `version`, not by name; said on the first line."""
+    command = " ".join(require_compose(major))
+    env_file = tmp_path / "ok.env"
+    env_file.write_bytes(ENV_EXAMPLE.read_bytes())
+    done = restore_script("--dry-run", "--compose", command, "--env-file", str(env_file), "--list")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"container-restore.sh: using {command} (Compose v{major}, ")
+    broken = restore_script("--compose", "false", "--env-file", str(env_file), "--list")
+    assert broken.returncode == 1
+    assert "'false' does not answer 'version --short'" in broken.stderr
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (None, "cp .env.example .env"),
+        (["CLASSCORD_PORT=12345:12345", "CLASSCORD_BIND=0.0.0.0"], "give the host port only"),
+        (["CLASSCORD_PORT=99999", "CLASSCORD_BIND=0.0.0.0"], "a number from 1 to 65535"),
+        (["CLASSCORD_PORT=port", "CLASSCORD_BIND=0.0.0.0"], "a number from 1 to 65535"),
+        (["CLASSCORD_BIND=0.0.0.0"], "CLASSCORD_PORT is not set"),
+        (["CLASSCORD_PORT=12345", "CLASSCORD_BIND=localhost"], "write an address"),
+        (["CLASSCORD_PORT=12345", "CLASSCORD_BIND=0.0.0.0:12345"], "with no port"),
+        (["CLASSCORD_PORT=12345\r", "CLASSCORD_BIND=0.0.0.0\r"], "Windows line endings"),
+        (["CLASSCORD_PORT=1", "CLASSCORD_BIND=0.0.0.0", "COMPOSE_PROJECT_NAME=Ma Classe"], "lower"),
+    ],
+)
+def test_scripts_explain_env_file_mistakes(
+    lines: list[str] | None, message: str, tmp_path: Path
+) -> None:
+    env_file = tmp_path / ".env"
+    if lines is not None:
+        env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    done = restore_script("--dry-run", "--env-file", str(env_file), "--list")
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert done.stdout == ""  # nothing run, not even compose
 
 
 def test_sbom_script_writes_a_valid_cyclonedx_sbom(tmp_path: Path) -> None:
