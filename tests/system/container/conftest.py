@@ -25,6 +25,7 @@ Missing prerequisites skip, or fail when CLASSCORD_REQUIRE_SYSTEM_TESTS=1.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -122,16 +123,24 @@ def compose_major(command: list[str]) -> int | None:
     return int(head) if done.returncode == 0 and head.isdigit() else None
 
 
+@functools.cache
+def _compose_for(major: int) -> tuple[str, ...] | None:
+    command = compose_v1() if major == 1 else ["docker", "compose"]
+    if command is None or compose_major(command) != major:
+        return None
+    return tuple(command)
+
+
 def require_compose(major: int) -> list[str]:
     """The compose of that generation the suite runs: v1 is the venv's
     docker-compose 1.29.2, v2 the `docker compose` plugin (Debian 13's 2.26.1
     from scripts/test.sh's DOCKER_CONFIG)."""
-    command = compose_v1() if major == 1 else ["docker", "compose"]
-    if command is None or compose_major(command) != major:
+    command = _compose_for(major)
+    if command is None:
         where = "pip install docker-compose==1.29.2" if major == 1 else "the docker-compose plugin"
         require_system(f"Compose v{major} is not installed ({where}; see scripts/test.sh)")
         raise AssertionError("unreachable")
-    return command
+    return list(command)
 
 
 @dataclass(frozen=True)
