@@ -3,8 +3,11 @@ hardening, stop, restarts, upgrades and backups on the named volume."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -13,9 +16,13 @@ from typing import Any
 import pytest
 
 from classcord import texts
+from tests.conftest import require_system
+from tests.process import ServerProcess
 from tests.system.container.chat import ChatClient, Message, wait_answering
 from tests.system.container.conftest import (
     CROSSED,
+    DEBIAN12,
+    DEBIAN13,
     ROOT,
     BuiltImage,
     ComposeProject,
@@ -26,6 +33,7 @@ from tests.system.container.conftest import (
     docker,
     inspect,
     new_project,
+    require_compose,
     run,
     wait_healthy,
 )
@@ -288,3 +296,91 @@ def test_up_build_and_chat_with_the_other_pairs(
         print(f"{crossed.name}: up -d --build to healthy in {time.monotonic() - started:.1f} s")
         assert_no_build_warning(done.stdout + done.stderr)
         chat_between_two_users(project, f"construit par {crossed.name}")
+
+
+def test_moving_from_a_server_without_docker_keeps_the_accounts(
+    compose_project: ComposeProject, tmp_path: Path
+) -> None:
+    """CONTAINERS.md's move from the systemd service to the container: stop the
+    service, `python3 -m classcord backup` of its data folder, then
+    `container-restore.sh --from-host` into the volume. The file is 0600 root's,
+    as root's backup of the service's folder is: no chmod needed."""
+    project = compose_project
+    data = tmp_path / "service-data"
+    service = ServerProcess(data).start()
+    try:
+        with ChatClient(service.port) as dora:
+            dora.account("dora", PASSWORD)
+            dora.send({"type": "message", "subtype": "global", "content": "écrit sans Docker"})
+            time.sleep(0.5)
+    finally:
+        assert service.terminate() == 0
+    made = run([sys.executable, "-m", "classcord", "backup", "--data-dir", str(data)])
+    backup = Path(re.findall(r"backup written: (\S+\.db)", made.stdout)[0])
+    backup.chmod(0o600)
+
+    up(project)
+    restored = restore_script(project, "--from-host", str(backup))
+    assert "restore: received the host file as /data/backups/from-host-" in restored.stdout
+    wait_healthy(project.container_id())
+    with ChatClient(project.port) as dora:
+        assert dora.login("dora", PASSWORD)["status"] == "ok"
+        assert "écrit sans Docker" in contents(dora.history())
+    # And back out: a copy of the volume's database on the host, by container id.
+    out = tmp_path / "from-volume.db"
+    docker("cp", f"{project.container_id()}:/data/backups/", str(tmp_path / "copied"))
+    copies = sorted((tmp_path / "copied").glob("from-host-*.db"))
+    assert copies, list((tmp_path / "copied").iterdir())
+    copies[0].rename(out)
+    assert out.stat().st_size > 0
+
+
+def quick_start_commands() -> list[str]:
+    """The commands of CONTAINERS.md's quick start, comments removed."""
+    doc = (ROOT / "CONTAINERS.md").read_text(encoding="utf-8")
+    block = re.search(r"Quick start[^\n]*\n\n```bash\n(.*?)```", doc, flags=re.DOTALL)
+    assert block, "no quick start block in CONTAINERS.md"
+    return [line.split("#", 1)[0].strip() for line in block.group(1).splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("flavour", [DEBIAN12, DEBIAN13], ids=["debian12", "debian13"])
+def test_quick_start_word_for_word(
+    flavour: Flavour, images: ImageRegistry, base_image: str, tmp_path: Path
+) -> None:
+    """The quick start in a copy of the repository, with `docker-compose` being
+    Debian 12's 1.29 or Debian 13's (the v2 binary, which Debian 13 also
+    installs as /usr/bin/docker-compose). Only the shell adds what this machine
+    needs: a unique project, 127.0.0.1 and a port Docker picks, the local base."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    binary = Path(require_compose(1)[0]) if flavour.compose_major == 1 else None
+    if binary is None:
+        plugin = Path(os.environ.get("DOCKER_CONFIG", "")) / "cli-plugins" / "docker-compose"
+        if not plugin.is_file():
+            require_system("Debian 13's docker-compose binary is not installed (scripts/test.sh)")
+        binary = plugin
+    (bin_dir / "docker-compose").symlink_to(binary)
+    copy = tmp_path / "classcord"
+    copy.mkdir()
+    for name in ("docker-compose.yml", ".env.example", "Dockerfile", ".dockerignore"):
+        shutil.copy(ROOT / name, copy / name)
+    shutil.copytree(ROOT / "classcord", copy / "classcord")
+    image = BuiltImage(images.new_tag("-quick"), 0.0, "")
+    project = new_project(flavour, image, base_image, tmp_path)
+    env = flavour.env()
+    env.update(project.settings)
+    env["COMPOSE_PROJECT_NAME"] = project.name
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    commands = quick_start_commands()
+    assert commands == ["cp .env.example .env", "docker-compose up -d --build", "docker-compose ps"]
+    with deployed(project):
+        for command in commands:
+            done = subprocess.run(
+                command, shell=True, cwd=copy, env=env, capture_output=True, text=True,
+                timeout=600, check=False,
+            )  # fmt: skip
+            assert done.returncode == 0, f"{command}:\n{done.stdout}\n{done.stderr}"
+        assert_no_build_warning(done.stdout + done.stderr)
+        container = project.container_id()
+        wait_healthy(container)
+        chat_between_two_users(project, "démarrage rapide")
