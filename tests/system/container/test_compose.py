@@ -17,7 +17,7 @@ import pytest
 
 from classcord import texts
 from tests.conftest import require_system
-from tests.process import ServerProcess
+from tests.system import serve
 from tests.system.container.chat import ChatClient, Message, wait_answering
 from tests.system.container.conftest import (
     CROSSED,
@@ -307,14 +307,16 @@ def test_moving_from_a_server_without_docker_keeps_the_accounts(
     as root's backup of the service's folder is: no chmod needed."""
     project = compose_project
     data = tmp_path / "service-data"
-    service = ServerProcess(data).start()
+    service, port = serve.start(serve.serve_command(data))
     try:
-        with ChatClient(service.port) as dora:
+        with ChatClient(port) as dora:
             dora.account("dora", PASSWORD)
             dora.send({"type": "message", "subtype": "global", "content": "écrit sans Docker"})
             time.sleep(0.5)
+        service.terminate()
+        assert service.wait(10) == 0
     finally:
-        assert service.terminate() == 0
+        serve.stop(service)
     made = run([sys.executable, "-m", "classcord", "backup", "--data-dir", str(data)])
     backup = Path(re.findall(r"backup written: (\S+\.db)", made.stdout)[0])
     backup.chmod(0o600)

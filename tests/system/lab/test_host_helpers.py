@@ -20,7 +20,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_system
-from tests.process import free_port
+
+
+def free_port() -> int:
+    """A port nothing listens on now: the helpers refuse a port in use on the host
+    (nothing binds it afterwards: only the fake hypervisor hears of it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
 
 REPO = Path(__file__).resolve().parents[3]
 SCRIPTS = REPO / "scripts"

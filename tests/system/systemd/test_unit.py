@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_system
+from tests.system import serve
 from tests.system.container.chat import ChatClient
 
 pytestmark = pytest.mark.system
@@ -143,32 +144,16 @@ def test_exec_start_runs_as_the_unit_would_and_stops_on_sigterm(installed: Path)
     # The unit listens on 0.0.0.0:12345; the test on 127.0.0.1, a port of its own.
     env.update(CLASSCORD_HOST="127.0.0.1", CLASSCORD_PORT="0", CLASSCORD_SCRYPT_N="1024")
     env["SYSTEMD_EXEC_PID"] = "1"  # what systemd adds; harmless to the server
-    process = subprocess.Popen(
+    process, port = serve.start(
         [
             "setpriv", f"--reuid={UNIT_UID}", f"--regid={UNIT_UID}", "--clear-groups",
             "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", *command,
         ],
         cwd=opt,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
         umask=0o077,
     )  # fmt: skip
-    assert process.stdout is not None
     try:
-        port = 0
-        deadline = time.monotonic() + 20
-        seen: list[str] = []
-        while time.monotonic() < deadline and not port:
-            line = process.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            found = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-            if found:
-                port = int(found.group(1))
-        assert port, "".join(seen)
         with ChatClient(port) as alice:
             alice.account("alice", "mot de passe")
             started = time.monotonic()
@@ -184,7 +169,4 @@ def test_exec_start_runs_as_the_unit_would_and_stops_on_sigterm(installed: Path)
         assert database.stat().st_uid == UNIT_UID
         assert database.stat().st_mode & 0o077 == 0, "UMask=0077: only the unit's user reads it"
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(5)
-        process.stdout.close()
+        serve.stop(process)
