@@ -100,11 +100,13 @@ setup_venv() {
     local stamp="$VENV/.classcord-deps"
     local wanted
     wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    local rebuild=0
     if [ -d "$VENV" ] && { [ ! -x "$VENV/bin/python" ] || [ ! -x "$VENV/bin/pip" ]; }; then
         echo "test.sh: $VENV is half made (no bin/python or bin/pip): rebuilding it"
         run rm -rf "$VENV"
+        rebuild=1
     fi
-    if [ ! -x "$VENV/bin/python" ]; then
+    if [ "$rebuild" -eq 1 ] || [ ! -x "$VENV/bin/python" ]; then
         make_venv "$python"
     fi
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then

@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -453,3 +458,61 @@ def test_containers_doc_covers_the_issue() -> None:
     # Every script the doc names exists.
     for script in set(re.findall(r"scripts/[\w.-]+\.sh", doc)):
         assert (ROOT / script).is_file(), script
+
+
+# --- scripts/test.sh's own set-up ------------------------------------------------------
+
+
+@pytest.fixture
+def test_sh_copy() -> Iterator[Path]:
+    """scripts/test.sh in a folder of its own (it works on the folder above it),
+    where any user may work: /var/tmp, not pytest's root-only folder."""
+    base = Path(tempfile.mkdtemp(prefix="classcord-test-sh-", dir="/var/tmp"))
+    try:
+        base.chmod(0o777)
+        root = base / "repo"
+        (root / "scripts").mkdir(parents=True)
+        for name in ("scripts/test.sh", "pyproject.toml"):
+            (root / name).write_bytes((ROOT / name).read_bytes())
+        (root / "scripts" / "test.sh").chmod(0o755)
+        yield root
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_test_sh_rebuilds_a_half_made_venv(test_sh_copy: Path) -> None:
+    root = test_sh_copy
+    (root / ".venv" / "bin").mkdir(parents=True)
+    (root / ".venv" / "bin" / "python").symlink_to(sys.executable)  # but no bin/pip
+    done = run([str(root / "scripts" / "test.sh"), "--dry-run", "--fast"], check=False)
+    assert done.returncode == 0, done.stderr
+    venv = root / ".venv"
+    assert f"test.sh: {venv} is half made (no bin/python or bin/pip): rebuilding it" in done.stdout
+    assert f"+ rm -rf {venv}" in done.stdout
+    assert f"+ python3 -m venv {venv}" in done.stdout
+    assert (venv / "bin" / "python").is_symlink(), "--dry-run must not change anything"
+
+
+def test_test_sh_says_what_to_install_when_venv_fails(test_sh_copy: Path) -> None:
+    """Debian's python3 without python3-venv: as root test.sh installs it; a user
+    is told what to install, and no half-made .venv is left for the next run."""
+    root = test_sh_copy
+    fake = root.parent / "python-without-venv"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = -m ] && [ "$2" = venv ]; then mkdir -p "$3/bin"\n'
+        '  echo "The virtual environment was not created successfully because ensurepip'
+        ' is not available." >&2; exit 1; fi\n'
+        f'exec {sys.executable} "$@"\n',
+        encoding="utf-8",
+    )
+    fake.chmod(0o755)
+    command = [str(root / "scripts" / "test.sh"), "--fast"]
+    if os.geteuid() == 0:
+        root.chmod(0o777)
+        fake.chmod(0o755)
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    done = run(command, check=False, env=dict(clean_env(), PYTHON=str(fake)))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "install python3-venv (as root: apt-get install python3-venv)" in done.stderr
+    assert not (root / ".venv").exists()
