@@ -206,7 +206,7 @@ setup_debian13_docker_tools() {
         echo "deb $mirror $DEBIAN13_SUITE main" > "$apt_dir/sources.list"
     fi
     run apt-get "${apt_opts[@]}" update -qq
-    (cd "$apt_dir/debs" && run apt-get "${apt_opts[@]}" download -q "${DEBIAN13_PACKAGES[@]}")
+    run env -C "$apt_dir/debs" apt-get "${apt_opts[@]}" download -q "${DEBIAN13_PACKAGES[@]}"
     run mkdir -p "$plugins"
     local pkg
     for pkg in "${DEBIAN13_PACKAGES[@]}"; do

@@ -516,3 +516,36 @@ def test_test_sh_says_what_to_install_when_venv_fails(test_sh_copy: Path) -> Non
     assert done.returncode == 1, done.stdout + done.stderr
     assert "install python3-venv (as root: apt-get install python3-venv)" in done.stderr
     assert not (root / ".venv").exists()
+
+
+def test_test_sh_fetches_debian13_tools_with_a_private_apt(test_sh_copy: Path) -> None:
+    """Debian 13's Compose v2 and buildx come from the machine's own Debian mirror
+    under a private sources list and apt state; a dry run shows it and does nothing."""
+    root = test_sh_copy
+    done = run([str(root / "scripts" / "test.sh"), "--dry-run"], check=False, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    apt = root / ".venv" / "debian13"
+    lines = done.stdout.splitlines()
+    source = [line for line in lines if line.startswith("+ echo 'deb ")]
+    assert len(source) == 1, lines
+    mirror = source[0].split()[3]
+    configured = "".join(
+        path.read_text(errors="replace")
+        for path in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]
+        if path.is_file()
+    )
+    assert mirror in configured, "the mirror comes from the machine's own sources"
+    assert source[0].endswith(f"trixie main' > {apt}/sources.list")
+    download = [line for line in lines if " download -q docker-compose docker-buildx" in line]
+    assert len(download) == 1, lines
+    for option in (
+        f"Dir::Etc::sourcelist={apt}/sources.list",
+        "Dir::Etc::sourceparts=-",
+        f"Dir::State={apt}/state",
+        f"Dir::Cache={apt}/cache",
+    ):
+        assert option in download[0]
+    plugins = root / ".venv" / "docker-config" / "cli-plugins"
+    for name in ("docker-compose", "docker-buildx"):
+        assert f"/usr/libexec/docker/cli-plugins/{name} {plugins}/{name}" in done.stdout
+    assert not (root / ".venv").exists(), "--dry-run must not change anything"
