@@ -367,7 +367,7 @@ def test_quick_start_word_for_word(
     for name in ("docker-compose.yml", ".env.example", "Dockerfile", ".dockerignore"):
         shutil.copy(ROOT / name, copy / name)
     shutil.copytree(ROOT / "classcord", copy / "classcord")
-    image = BuiltImage(images.new_tag("-quick"), 0.0, "")
+    image = BuiltImage(images.new_tag(f"-quick-{flavour.name}"), 0.0, "")
     project = new_project(flavour, image, base_image, tmp_path)
     env = flavour.env()
     env.update(project.settings)
