@@ -1,7 +1,8 @@
 # ClassCord server image. See CONTAINERS.md.
 #
-# Builds with the classic builder of Debian 12's docker.io 20.10 (no BuildKit-only
-# syntax). The base image is a build argument: without Docker Hub, build a local
+# Builds with the classic builder of Debian 12's docker.io 20.10 and with BuildKit
+# (buildx, as Debian 13 has it), without a warning on either: no BuildKit-only
+# syntax. The base image is a build argument: without Docker Hub, build a local
 # stand-in with scripts/build-base-image.sh and pass
 #   --build-arg PYTHON_IMAGE=classcord-base:bookworm-python3
 # Any image with python3 >= 3.11 and a POSIX shell works (python:3.12-alpine too).
@@ -22,11 +23,13 @@ LABEL org.opencontainers.image.title="ClassCord" \
       org.opencontainers.image.base.name="${PYTHON_IMAGE}"
 
 # A fixed, unprivileged UID/GID that owns nothing but /data. useradd on Debian,
-# BusyBox adduser on Alpine.
+# BusyBox adduser on Alpine. A system account (no password ageing, no subordinate
+# IDs) whose UID is above Debian's SYS_UID_MAX (999): -K raises the limits for
+# this one call, so useradd/groupadd print no warning.
 RUN set -eu; \
     if command -v useradd >/dev/null 2>&1; then \
-        groupadd --system --gid "${CLASSCORD_UID}" classcord; \
-        useradd --system --uid "${CLASSCORD_UID}" --gid classcord \
+        groupadd --system -K "SYS_GID_MAX=${CLASSCORD_UID}" --gid "${CLASSCORD_UID}" classcord; \
+        useradd --system -K "SYS_UID_MAX=${CLASSCORD_UID}" --uid "${CLASSCORD_UID}" --gid classcord \
             --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin classcord; \
     else \
         addgroup -S -g "${CLASSCORD_UID}" classcord; \

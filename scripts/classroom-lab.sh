@@ -34,7 +34,9 @@ Commands:
                    the host's Docker if it has it, else built there by
                    scripts/build-base-image.sh
   compose ARGS...  run the repository's docker-compose.yml against the lab
-                   daemon (e.g. compose up -d --build)
+                   daemon (e.g. compose up -d --build), with an env file of
+                   the lab's own (CLASSCORD_BIND=0.0.0.0, CLASSCORD_PORT=12345;
+                   variables of the environment win, as with any Compose)
   ufw ARGS...      run ufw inside the VM on the lab's private copy of its config
   ufw-reset        undo scripts/vm-firewall.sh, stop ufw, start again from a
                    fresh copy of the configuration
@@ -46,6 +48,9 @@ Commands:
 Options:
   --name LAB   lab name, 2-12 characters [a-z0-9-] (default: cc-lab); the
                namespaces are LAB-lan, LAB-slam, LAB-other, LAB-host, LAB-vm
+  --compose CMD  the Compose for 'compose', e.g. "docker compose" or
+               docker-compose (default: CLASSCORD_COMPOSE, else whichever
+               answers `version` with the newest Compose; it is printed)
   --dry-run    print the commands that change something, run nothing
   -h, --help   this help
 
@@ -65,6 +70,7 @@ MODE=nat
 WITH_DOCKER=0
 ALL=0
 DRY_RUN=0
+COMPOSE_CMD=${CLASSCORD_COMPOSE:-}
 COMMAND=
 ARGS=()
 
@@ -99,6 +105,7 @@ while [ "$#" -gt 0 ]; do
         --mode) MODE=${2:?--mode needs a value}; shift ;;
         --docker) WITH_DOCKER=1 ;;
         --all) ALL=1 ;;
+        --compose) COMPOSE_CMD=${2:?--compose needs a command}; shift ;;
         --dry-run) DRY_RUN=1 ;;
         --) shift; ARGS+=("$@"); break ;;
         *)
@@ -472,24 +479,24 @@ cmd_base_image() {
     fi
 }
 
-compose_command() {
-    if docker compose version >/dev/null 2>&1; then echo "docker compose"
-    elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose
-    elif [ -x "$REPO_DIR/.venv/bin/docker-compose" ]; then echo "$REPO_DIR/.venv/bin/docker-compose"
-    else die "neither 'docker compose' nor 'docker-compose' found"
-    fi
-}
+# shellcheck source=scripts/lib/compose.sh
+. "$SCRIPT_DIR/lib/compose.sh"
 
 cmd_compose() {
     need_root; need_lab
-    local compose
-    compose=$(compose_command)
-    if [ "$DRY_RUN" -eq 0 ]; then : >"$STATE/compose.env"; fi
+    compose_pick classroom-lab.sh "$COMPOSE_CMD"
     # The repository's docker-compose.yml, against the lab daemon, with the
-    # stand-in base image; an empty env file so a local .env changes nothing.
-    # shellcheck disable=SC2086  # "docker compose" is two words
+    # stand-in base image; an env file of the lab's own so that a local .env
+    # changes nothing. The lab's Docker is 20.10: BuildKit only through buildx.
+    local buildkit=0
+    if docker buildx version >/dev/null 2>&1; then buildkit=1; fi
+    echo "+ write $STATE/compose.env: CLASSCORD_BIND=0.0.0.0 CLASSCORD_PORT=12345"
+    if [ "$DRY_RUN" -eq 0 ]; then
+        printf 'CLASSCORD_BIND=0.0.0.0\nCLASSCORD_PORT=12345\n' >"$STATE/compose.env"
+    fi
     run env DOCKER_HOST="unix://$DOCKER_SOCK" CLASSCORD_PYTHON_IMAGE="$BASE_IMAGE" \
-        $compose --project-directory "$REPO_DIR" -f "$REPO_DIR/docker-compose.yml" \
+        DOCKER_BUILDKIT="$buildkit" COMPOSE_DOCKER_CLI_BUILD="$buildkit" \
+        "${COMPOSE[@]}" --project-directory "$REPO_DIR" -f "$REPO_DIR/docker-compose.yml" \
         --env-file "$STATE/compose.env" -p "$LAB" "${ARGS[@]}"
 }
 

@@ -6,6 +6,7 @@ set -euo pipefail
 usage() {
     cat <<'USAGE'
 Usage: scripts/container-restore.sh [OPTIONS] BACKUP
+       scripts/container-restore.sh [OPTIONS] --from-host FILE
 
 Puts /data/backups/BACKUP back as the live database of the compose deployment:
   1. stops the classcord service (clients get the shutdown notice);
@@ -17,11 +18,20 @@ Puts /data/backups/BACKUP back as the live database of the compose deployment:
   3. starts the classcord service again.
 BACKUP is a file name from /data/backups, e.g. classcord-20250620-031500.db;
 --list shows them. To undo a restore, restore the pre-restore-*.db it made.
+--from-host FILE restores a database file of this machine instead (a backup
+made by `python3 -m classcord backup` of a server run without Docker, e.g. the
+systemd service): it is streamed into the one-off container on its standard
+input, so it needs no permission change, and is kept as
+/data/backups/from-host-YYYYmmdd-HHMMSS.db.
 
   --list            list the backups in the volume and exit
-  --env-file FILE   passed to compose (default: .env next to docker-compose.yml)
-  --compose CMD     compose command (default: "docker compose" when available,
-                    else "docker-compose"; or the CLASSCORD_COMPOSE variable)
+  --from-host FILE  restore FILE from this machine (see above)
+  --env-file FILE   passed to compose (default: .env next to docker-compose.yml);
+                    checked first: a missing file or a malformed CLASSCORD_PORT,
+                    CLASSCORD_BIND or COMPOSE_PROJECT_NAME stops here (exit 2)
+  --compose CMD     compose command, e.g. "docker compose" or docker-compose
+                    (default: the CLASSCORD_COMPOSE variable, else whichever of
+                    the two answers `version` with the newest Compose)
   --dry-run         print the commands, change nothing
   -h, --help        show this help
 USAGE
@@ -31,12 +41,14 @@ cd "$(dirname "$0")/.."
 ENV_FILE=
 COMPOSE_CMD=${CLASSCORD_COMPOSE:-}
 BACKUP=
+FROM_HOST=
 LIST=0
 DRY_RUN=0
 while [ "$#" -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
         --list) LIST=1 ;;
+        --from-host) FROM_HOST=${2:?--from-host needs a file}; shift ;;
         --env-file) ENV_FILE=${2:?--env-file needs a file}; shift ;;
         --compose) COMPOSE_CMD=${2:?--compose needs a command}; shift ;;
         --dry-run) DRY_RUN=1 ;;
@@ -47,14 +59,10 @@ while [ "$#" -gt 0 ]; do
     shift
 done
 
-if [ -z "$COMPOSE_CMD" ]; then
-    if docker compose version >/dev/null 2>&1; then
-        COMPOSE_CMD="docker compose"
-    else
-        COMPOSE_CMD="docker-compose"
-    fi
-fi
-read -r -a COMPOSE <<<"$COMPOSE_CMD"
+# shellcheck source=scripts/lib/compose.sh
+. scripts/lib/compose.sh
+env_file_check container-restore.sh "${ENV_FILE:-.env}"
+compose_pick container-restore.sh "$COMPOSE_CMD"
 if [ -n "$ENV_FILE" ]; then
     COMPOSE+=(--env-file "$ENV_FILE")
 fi
@@ -69,16 +77,31 @@ if [ "$LIST" -eq 1 ]; then
     exit 0
 fi
 
-case "$BACKUP" in
-    "") echo "container-restore.sh: give the BACKUP file name (see --list)" >&2; exit 2 ;;
-    */*|.*) echo "container-restore.sh: BACKUP is a file name in /data/backups, not a path" >&2; exit 2 ;;
-esac
+if [ -n "$FROM_HOST" ]; then
+    [ -z "$BACKUP" ] || { echo "container-restore.sh: BACKUP or --from-host, not both" >&2; exit 2; }
+    [ -f "$FROM_HOST" ] && [ -r "$FROM_HOST" ] \
+        || { echo "container-restore.sh: cannot read $FROM_HOST" >&2; exit 2; }
+    BACKUP=-
+else
+    case "$BACKUP" in
+        "") echo "container-restore.sh: give the BACKUP file name (see --list)" >&2; exit 2 ;;
+        */*|.*) echo "container-restore.sh: BACKUP is a file name in /data/backups, not a path" >&2; exit 2 ;;
+    esac
+fi
 
 # Runs inside the container, as the unprivileged user, on the /data volume.
 RESTORE_PY='
-import os, sqlite3, sys, time
-source = os.path.join("/data/backups", sys.argv[1])
+import os, shutil, sqlite3, sys, time
 live = "/data/classcord.db"
+if sys.argv[1] == "-":
+    os.makedirs("/data/backups", exist_ok=True)
+    source = time.strftime("/data/backups/from-host-%Y%m%d-%H%M%S.db")
+    with open(source + ".partial", "wb") as out:
+        shutil.copyfileobj(sys.stdin.buffer, out)
+    os.replace(source + ".partial", source)
+    print(f"restore: received the host file as {source}")
+else:
+    source = os.path.join("/data/backups", sys.argv[1])
 if not os.path.isfile(source):
     sys.exit(f"restore: no such backup: {source}")
 check = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
@@ -106,13 +129,20 @@ print(f"restore: {live} is now a copy of {source}")
 '
 
 run "${COMPOSE[@]}" stop classcord
-echo "+ ${COMPOSE[*]} run --rm -T backup python -c \"\$RESTORE_PY\" $BACKUP"
-if [ "$DRY_RUN" -eq 0 ]; then
-    "${COMPOSE[@]}" run --rm -T backup python -c "$RESTORE_PY" "$BACKUP"
+if [ -n "$FROM_HOST" ]; then
+    echo "+ ${COMPOSE[*]} run --rm -T backup python -c \"\$RESTORE_PY\" - < $FROM_HOST"
+    if [ "$DRY_RUN" -eq 0 ]; then
+        "${COMPOSE[@]}" run --rm -T backup python -c "$RESTORE_PY" - <"$FROM_HOST"
+    fi
+else
+    echo "+ ${COMPOSE[*]} run --rm -T backup python -c \"\$RESTORE_PY\" $BACKUP"
+    if [ "$DRY_RUN" -eq 0 ]; then
+        "${COMPOSE[@]}" run --rm -T backup python -c "$RESTORE_PY" "$BACKUP"
+    fi
 fi
 run "${COMPOSE[@]}" start classcord
 if [ "$DRY_RUN" -eq 1 ]; then
     echo "container-restore.sh: dry run, nothing changed"
 else
-    echo "container-restore.sh: restored $BACKUP; check with: ${COMPOSE[*]} ps"
+    echo "container-restore.sh: restored ${FROM_HOST:-$BACKUP}; check with: ${COMPOSE[*]} ps"
 fi

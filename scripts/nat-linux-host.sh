@@ -104,10 +104,12 @@ restore_needed() {
     grep -q -- "$FWD_TAG" <<<"$rules"
 }
 
+# Forwards of other ports by this script (this port's rules do not count: a
+# dry run leaves them in place, and the undo deletes them anyway).
 other_forwards_left() {
     local rules
     rules=$(iptables -S FORWARD 2>/dev/null || true)
-    grep -q -- "classcord-nat-" <<<"$rules"
+    grep -o -- "classcord-nat-[0-9]*" <<<"$rules" | grep -qvx -- "$TAG"
 }
 
 lan_addresses() {
@@ -126,14 +128,18 @@ lan_addresses() {
 do_undo() {
     local restore=0
     if restore_needed; then restore=1; fi
-    if delete_rules; then
-        log "forward of port $PORT removed"
-    else
-        log "no forward of port $PORT to remove"
-    fi
+    local found=0
+    if delete_rules; then found=1; fi
     if [ "$restore" -eq 1 ] && ! other_forwards_left; then
+        # This script had turned forwarding on: turn it off again.
         run sysctl -q -w net.ipv4.ip_forward=0
-        log "net.ipv4.ip_forward set back to 0 (this script had turned it on)"
+    fi
+    if [ "$found" -eq 0 ]; then
+        log "no forward of port $PORT to remove"
+    elif [ "$DRY_RUN" -eq 1 ]; then
+        log "dry run, nothing changed"
+    else
+        log "forward of port $PORT removed"
     fi
 }
 
@@ -196,6 +202,10 @@ do_add() {
     fi
     if [ "$fwd" = 0 ]; then
         run sysctl -q -w net.ipv4.ip_forward=1
+    fi
+    if [ "$DRY_RUN" -eq 1 ]; then
+        log "dry run, nothing changed"
+        return 0
     fi
 
     echo

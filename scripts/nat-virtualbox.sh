@@ -98,10 +98,42 @@ find_vboxmanage() {
     done
     return 1
 }
-VBM=$(find_vboxmanage) || die "VBoxManage not found: install VirtualBox, or set VBOXMANAGE=/path/to/VBoxManage"
+NO_VBM=0
+if ! VBM=$(find_vboxmanage); then
+    [ "$DRY_RUN" -eq 1 ] || die "VBoxManage not found: install VirtualBox, or set VBOXMANAGE=/path/to/VBoxManage"
+    # A dry run shows the commands even where VirtualBox is not installed.
+    VBM=VBoxManage
+    NO_VBM=1
+fi
+
+# One word as PowerShell (and bash) read it: plain words as they are, others in
+# single quotes (a quote inside doubled). A VM name is always quoted.
+ps_word() {
+    if [[ "$1" =~ ^[A-Za-z0-9_./=-]+$ ]] && [ "${2:-}" != always ]; then
+        printf '%s' "$1"
+    else
+        printf "'%s'" "${1//\'/\'\'}"
+    fi
+}
+
+# The command as it can be pasted into PowerShell: a quoted program path needs
+# the call operator (&).
+show() {
+    local line word
+    line=$(ps_word "$VBM")
+    [[ "$line" != \'* ]] || line="& $line"
+    for word in "$@"; do
+        if [ "$word" = "$VM" ]; then
+            line+=" $(ps_word "$word" always)"
+        else
+            line+=" $(ps_word "$word")"
+        fi
+    done
+    echo "+ $line"
+}
 
 run() {
-    echo "+ $VBM $*"
+    show "$@"
     if [ "$DRY_RUN" -eq 0 ]; then "$VBM" "$@"; fi
 }
 
@@ -142,6 +174,10 @@ vm_rules() {
 }
 
 finish_message() {
+    if [ "$DRY_RUN" -eq 1 ]; then
+        log "dry run, nothing changed"
+        return 0
+    fi
     echo
     log "done. Give the SLAM students the HOST's LAN address, port $PORT:"
     local addrs line
@@ -164,6 +200,7 @@ do_natnetwork() {
         || [ "$DRY_RUN" -eq 1 ] || die "no NAT Network named '$NATNET' (see: $VBM natnetwork list)"
     if [ "$ACTION" = undo ]; then
         run natnetwork modify --netname "$NATNET" --port-forward-4 delete "$RULE"
+        if [ "$DRY_RUN" -eq 1 ]; then log "dry run, nothing changed"; return; fi
         log "rule '$RULE' removed from NAT Network $NATNET"
         return
     fi
@@ -171,7 +208,7 @@ do_natnetwork() {
         die "port $PORT is already in use on this host: stop that program or choose --port"
     fi
     # Replace an earlier rule of the same name (ignore "not found").
-    echo "+ $VBM natnetwork modify --netname $NATNET --port-forward-4 delete $RULE (if it exists)"
+    echo "$(show natnetwork modify --netname "$NATNET" --port-forward-4 delete "$RULE")   (if it exists)"
     if [ "$DRY_RUN" -eq 0 ]; then
         "$VBM" natnetwork modify --netname "$NATNET" --port-forward-4 delete "$RULE" >/dev/null 2>&1 || true
     fi
@@ -180,7 +217,20 @@ do_natnetwork() {
     finish_message
 }
 
+do_vm_without_vboxmanage() {
+    log "VBoxManage not found: the VM cannot be checked; the commands for a running VM"
+    if [ "$ACTION" = undo ]; then
+        show controlvm "$VM" "natpf$ADAPTER" delete "$RULE"
+        log "(a stopped VM: $(show modifyvm "$VM" "--natpf$ADAPTER" delete "$RULE"))"
+    else
+        show controlvm "$VM" "natpf$ADAPTER" "$RULE,tcp,$HOST_IP,$PORT,$GUEST_IP,$GUEST_PORT"
+        log "(a stopped VM: $(show modifyvm "$VM" "--natpf$ADAPTER" "$RULE,tcp,$HOST_IP,$PORT,$GUEST_IP,$GUEST_PORT"))"
+    fi
+    log "dry run, nothing changed"
+}
+
 do_vm() {
+    if [ "$NO_VBM" -eq 1 ]; then do_vm_without_vboxmanage; return; fi
     local info state nic
     info=$("$VBM" showvminfo "$VM" --machinereadable 2>/dev/null) \
         || die "no VM named '$VM' (see: $VBM list vms)"
@@ -207,6 +257,7 @@ do_vm() {
             return
         fi
         run "${verb[@]}" delete "$RULE"
+        if [ "$DRY_RUN" -eq 1 ]; then log "dry run, nothing changed"; return; fi
         log "rule '$RULE' removed from '$VM'"
         return
     fi

@@ -163,6 +163,7 @@ if [ "$ACTION" = undo ]; then
     without_ours >"$TMP"
     write_conf "$TMP"
     restart_nat
+    if [ "$DRY_RUN" -eq 1 ]; then log "dry run, nothing changed"; exit 0; fi
     log "forward of port $PORT removed"
     exit 0
 fi
@@ -188,6 +189,7 @@ without_ours | awk -v p="$PORT" -v force="$FORCE" -v m="$MARK port $PORT" -v l="
 ' >"$TMP"
 write_conf "$TMP"
 restart_nat
+if [ "$DRY_RUN" -eq 1 ]; then log "dry run, nothing changed"; exit 0; fi
 
 echo
 log "done. Give the SLAM students this host's LAN address, port $PORT:"

@@ -68,6 +68,10 @@ run() {
     echo "+ $*"
     if [ "$DRY_RUN" -eq 0 ]; then "$@"; fi
 }
+# The closing line: what was done, or that a dry run changed nothing.
+finished() {
+    if [ "$DRY_RUN" -eq 1 ]; then log "dry run, nothing changed"; else log "done. $*"; fi
+}
 
 while [ "$#" -gt 0 ]; do
     case "$1" in
@@ -190,15 +194,14 @@ delete_tagged_rules() {
 
 # Delete the block's rules from the live DOCKER-USER chain (ufw does not touch
 # that chain once the block is gone from after.rules).
+# Highest line number first, so each number stays right after the deletes
+# before it: a dry run prints every one of them.
 delete_live_block() {
     iptables -S DOCKER-USER >/dev/null 2>&1 || return 0
     local n
-    while :; do
-        n=$(iptables -L DOCKER-USER -n --line-numbers 2>/dev/null \
-            | awk -v t="/* $TAG */" 'index($0, t) { n = $1 } END { print n }')
-        [ -n "$n" ] || break
+    for n in $(iptables -L DOCKER-USER -n --line-numbers 2>/dev/null \
+        | awk -v t="/* $TAG */" 'index($0, t) { print $1 }' | sort -rn); do
         run iptables -D DOCKER-USER "$n"
-        [ "$DRY_RUN" -eq 0 ] || break
     done
 }
 
@@ -247,7 +250,7 @@ do_apply() {
         check_docker_firewall_backend
     fi
     reload_or_enable
-    [ "$DRY_RUN" -eq 0 ] || return 0
+    if [ "$DRY_RUN" -eq 1 ]; then finished; return 0; fi
     if [ "$FOR" != plain ]; then
         local live
         live=$(iptables -S DOCKER-USER 2>/dev/null | grep -c -- "$TAG" || true)
@@ -267,9 +270,9 @@ do_undo() {
     delete_live_block
     if ufw_active; then
         run "${UFW[@]}" reload
-        log "done. ufw stays active (SSH rule kept); 'ufw disable' is now safe"
+        finished "ufw stays active (SSH rule kept); 'ufw disable' is now safe"
     else
-        log "done. ufw is not active"
+        finished "ufw is not active"
     fi
 }
 

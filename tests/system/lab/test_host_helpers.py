@@ -4,17 +4,34 @@ is a temporary file. None of these needs root or touches the network."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
+import shlex
+import shutil
 import socket
 import stat
 import subprocess
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import require_system
+
+
+def free_port() -> int:
+    """A port nothing listens on now: the helpers refuse a port in use on the host
+    (nothing binds it afterwards: only the fake hypervisor hears of it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+REPO = Path(__file__).resolve().parents[3]
 SCRIPTS = REPO / "scripts"
 BASH_SCRIPTS = [
     "vm-firewall.sh",
@@ -34,13 +51,6 @@ def run(*command: str, env: dict[str, str] | None = None) -> subprocess.Complete
         check=False,
         env=dict(os.environ, **(env or {})),
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.mark.parametrize("name", BASH_SCRIPTS)
@@ -144,7 +154,7 @@ def test_virtualbox_running_vm_gets_a_controlvm_rule_and_undo_removes_it(vbox: F
     assert done.returncode == 0, done.stderr
     assert vbox.rules == [f"classcord,tcp,,{port},,12345"]
     assert f"controlvm ClassCord-VM natpf1 classcord,tcp,,{port},,12345" in vbox.calls
-    assert f"+ {vbox.binary} controlvm ClassCord-VM natpf1" in done.stdout
+    assert f"+ {vbox.binary} controlvm 'ClassCord-VM' natpf1" in done.stdout
     assert "not 10.0.2.15" in done.stdout
     assert "10.0.2.2" in done.stdout
 
@@ -170,8 +180,35 @@ def test_virtualbox_stopped_vm_uses_modifyvm(vbox: FakeVBox) -> None:
 def test_virtualbox_dry_run_changes_nothing(vbox: FakeVBox) -> None:
     done = vbox.script("--vm", "ClassCord-VM", "--port", str(free_port()), "--dry-run")
     assert done.returncode == 0, done.stderr
-    assert "controlvm ClassCord-VM natpf1 classcord" in done.stdout
+    assert "controlvm 'ClassCord-VM' natpf1 'classcord,tcp" in done.stdout
     assert vbox.rules == []
+    assert all(call.startswith("showvminfo ") for call in vbox.calls), vbox.calls
+
+
+def test_virtualbox_prints_commands_that_paste_into_powershell(vbox: FakeVBox) -> None:
+    """A VM name with spaces and the rule (commas make an array in PowerShell)
+    are printed in single quotes, which PowerShell and bash both read as they are."""
+    vbox.set(vm="Debian 12 SISR")
+    port = str(free_port())
+    done = vbox.script("--vm", "Debian 12 SISR", "--port", port)
+    assert done.returncode == 0, done.stderr
+    line = f"+ {vbox.binary} controlvm 'Debian 12 SISR' natpf1 'classcord,tcp,,{port},,12345'"
+    assert line in done.stdout.splitlines()
+    assert vbox.rules == [f"classcord,tcp,,{port},,12345"]
+
+
+def test_virtualbox_dry_run_without_vboxmanage(tmp_path: Path) -> None:
+    path = f"{tmp_path}:/usr/bin:/bin"  # no VBoxManage anywhere
+    env = {"PATH": path, "VBOXMANAGE": ""}
+    done = run(str(SCRIPTS / "nat-virtualbox.sh"), "--vm", "Ma VM", "--dry-run", env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "+ VBoxManage controlvm 'Ma VM' natpf1 'classcord,tcp,,12345,,12345'" in lines
+    assert "modifyvm 'Ma VM' --natpf1 'classcord,tcp,,12345,,12345'" in done.stdout
+    assert lines[-1] == "nat-virtualbox.sh: dry run, nothing changed"
+    refused = run(str(SCRIPTS / "nat-virtualbox.sh"), "--vm", "Ma VM", env=env)
+    assert refused.returncode != 0
+    assert "VBoxManage not found" in refused.stderr
 
 
 @pytest.mark.parametrize(
@@ -328,3 +365,118 @@ def test_nat_linux_host_needs_a_vm_address() -> None:
     done = run(str(SCRIPTS / "nat-linux-host.sh"), "--dry-run")
     assert done.returncode != 0
     assert "--vm-ip is required" in done.stderr
+
+
+# --- dry runs show every change, and never claim to have done it ------------------
+
+
+@contextlib.contextmanager
+def netns() -> Iterator[str]:
+    """A network namespace of the test's own (its own netfilter tables and
+    ip_forward), with a veth link 10.77.0.1/24 standing for the VM's network."""
+    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("iptables") is None:
+        require_system("needs root, ip and iptables (a network namespace of its own)")
+    name = f"cc-dry-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        for command in (
+            "ip link set lo up",
+            "ip link add vmlink type veth peer name vmpeer",
+            "ip link set vmpeer up",
+            "ip addr add 10.77.0.1/24 dev vmlink",
+            "ip link set vmlink up",
+            "sysctl -q -w net.ipv4.ip_forward=0",
+        ):
+            subprocess.run(["ip", "netns", "exec", name, *command.split()], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def in_ns(name: str, *command: str) -> subprocess.CompletedProcess[str]:
+    return run("ip", "netns", "exec", name, *command)
+
+
+def test_vm_firewall_undo_dry_run_shows_all_four_deletes(tmp_path: Path) -> None:
+    after = tmp_path / "etc" / "ufw" / "after.rules"
+    after.parent.mkdir(parents=True)
+    after.write_text("*filter\nCOMMIT\n")
+    with netns() as ns:
+        # The block as ufw loads it: 4 tagged rules in DOCKER-USER.
+        applied = in_ns(
+            ns, str(SCRIPTS / "vm-firewall.sh"), "--dry-run", "--rootdir", str(tmp_path)
+        )
+        block = [
+            line.strip()
+            for line in applied.stdout.splitlines()
+            if line.strip().startswith("-A DOCKER-USER") and "classcord-vm-firewall" in line
+        ]
+        assert len(block) == 4, applied.stdout
+        in_ns(ns, "iptables", "-N", "DOCKER-USER")
+        for rule in block:
+            words = shlex.split(rule.replace("-j ufw-user-forward", "-j RETURN"))  # no ufw here
+            assert in_ns(ns, "iptables", *words).returncode == 0
+        before = in_ns(ns, "iptables", "-S", "DOCKER-USER").stdout
+        done = in_ns(
+            ns, str(SCRIPTS / "vm-firewall.sh"), "--undo", "--dry-run", "--rootdir", str(tmp_path)
+        )
+        assert done.returncode == 0, done.stderr
+        deletes = [line for line in done.stdout.splitlines() if "iptables -D DOCKER-USER" in line]
+        assert deletes == [f"+ iptables -D DOCKER-USER {n}" for n in (4, 3, 2, 1)]
+        assert done.stdout.splitlines()[-1] == "vm-firewall.sh: dry run, nothing changed"
+        assert in_ns(ns, "iptables", "-S", "DOCKER-USER").stdout == before
+        # The same deletes for real leave nothing of ours.
+        real = in_ns(ns, str(SCRIPTS / "vm-firewall.sh"), "--undo", "--rootdir", str(tmp_path))
+        assert real.returncode == 0, real.stderr
+        assert "classcord" not in in_ns(ns, "iptables", "-S", "DOCKER-USER").stdout
+
+
+def test_nat_linux_host_undo_dry_run_includes_ip_forward(tmp_path: Path) -> None:
+    script = str(SCRIPTS / "nat-linux-host.sh")
+    with netns() as ns:
+        assert in_ns(ns, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "0"
+        dry_add = in_ns(ns, script, "--vm-ip", "10.77.0.15", "--dry-run")
+        assert dry_add.returncode == 0, dry_add.stderr
+        assert "+ sysctl -q -w net.ipv4.ip_forward=1" in dry_add.stdout
+        assert dry_add.stdout.splitlines()[-1] == "nat-linux-host.sh: dry run, nothing changed"
+        added = in_ns(ns, script, "--vm-ip", "10.77.0.15")
+        assert added.returncode == 0, added.stderr
+        assert in_ns(ns, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
+        rules = in_ns(ns, "iptables-save").stdout
+
+        dry = in_ns(ns, script, "--undo", "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        lines = dry.stdout.splitlines()
+        assert sum("iptables -t" in line and " -D " in line for line in lines) == 4, dry.stdout
+        assert "+ sysctl -q -w net.ipv4.ip_forward=0" in lines
+        assert lines[-1] == "nat-linux-host.sh: dry run, nothing changed"
+        assert in_ns(ns, "iptables-save").stdout == rules
+        assert in_ns(ns, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
+
+        undone = in_ns(ns, script, "--undo")
+        assert undone.returncode == 0, undone.stderr
+        assert "classcord" not in in_ns(ns, "iptables-save").stdout
+        assert in_ns(ns, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "0"
+
+
+def test_no_dry_run_claims_to_have_done_something(vbox: FakeVBox, tmp_path: Path) -> None:
+    conf = tmp_path / "nat.conf"
+    ours = "[incomingtcp]\n# classcord port 12345\n12345 = 192.168.133.128:12345\n"
+    conf.write_text(NAT_CONF.replace("[incomingtcp]\n", ours))
+    vbox.set(rules=["classcord,tcp,,12345,,12345"])
+    runs = [
+        vbox.script("--vm", "ClassCord-VM", "--port", str(free_port()), "--dry-run"),
+        vbox.script("--vm", "ClassCord-VM", "--undo", "--dry-run"),
+        vmware(conf, "--vm-ip", "192.168.133.128", "--port", str(free_port()), "--dry-run"),
+        vmware(conf, "--undo", "--port", "12345", "--dry-run"),
+        run(str(SCRIPTS / "vm-firewall.sh"), "--dry-run", "--rootdir", str(tmp_path)),
+        run(str(SCRIPTS / "vm-firewall.sh"), "--undo", "--dry-run", "--rootdir", str(tmp_path)),
+    ]
+    for done in runs:
+        assert done.returncode == 0, done.args
+        last = done.stdout.strip().splitlines()[-1]
+        assert last.endswith("dry run, nothing changed"), (done.args, done.stdout)
+        assert not any(
+            word in line for line in done.stdout.splitlines() for word in ("done.", " removed")
+        ), done.stdout
+    assert vbox.rules == ["classcord,tcp,,12345,,12345"]

@@ -11,13 +11,16 @@ from pathlib import Path
 import pytest
 
 from classcord import __version__, texts
-from tests.container.chat import ChatClient, wait_answering
-from tests.container.conftest import (
+from tests.system.container.chat import ChatClient, wait_answering
+from tests.system.container.conftest import (
+    DEBIAN12,
+    FLAVOURS,
     ROOT,
     BuiltImage,
+    Flavour,
     ImageRegistry,
+    assert_no_build_warning,
     docker,
-    free_port,
     inspect,
     run,
 )
@@ -46,6 +49,19 @@ def test_image_metadata(image: BuiltImage) -> None:
     assert labels["org.opencontainers.image.source"]
     size_mb = int(str(data["Size"])) / 1e6
     print(f"image {image.tag}: {size_mb:.0f} MB, built in {image.build_seconds:.1f} s")
+
+
+@pytest.mark.parametrize("builder", FLAVOURS, ids=["classic", "buildkit"])
+def test_builds_without_a_warning(builder: Flavour, images: ImageRegistry) -> None:
+    """The classic builder (Debian 12's 20.10 client) and BuildKit (buildx, as on
+    Debian 13), each from an empty cache: not one warning line."""
+    tag = images.new_tag(f"-nocache-{builder.name}")
+    built = images.build(tag, ROOT, builder, "--no-cache")
+    assert_no_build_warning(built.output)
+    if builder is DEBIAN12:
+        assert "Successfully tagged" in built.output  # the classic builder's words
+    else:
+        assert "naming to docker.io/library/" in built.output  # BuildKit's
 
 
 def test_runs_as_non_root_on_a_read_only_root(image: BuiltImage) -> None:
@@ -122,7 +138,7 @@ def test_build_context_keeps_data_and_secrets_out(images: ImageRegistry, tmp_pat
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("must not reach the image\n", encoding="utf-8")
     tag = images.new_tag("-context")
-    images.build(tag, context)
+    images.build(tag, context, DEBIAN12)
     listing = docker(
         "run", "--rm", "--network", "none", tag, "python", "-c",
         "import os; print('\\n'.join(os.path.join(d, f) for d, _, fs in os.walk('/app') "
@@ -143,13 +159,13 @@ def test_build_context_keeps_data_and_secrets_out(images: ImageRegistry, tmp_pat
 def test_pid1_handles_sigterm_without_init(image: BuiltImage) -> None:
     """`docker run` with no --init: the server is PID 1 and still stops at once,
     telling its clients."""
-    port = free_port()
     name = f"cctest-pid1-{uuid.uuid4().hex[:8]}"
     docker(
         "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp",
-        "-e", "CLASSCORD_SCRYPT_N=1024", "-p", f"127.0.0.1:{port}:12345", image.tag,
+        "-e", "CLASSCORD_SCRYPT_N=1024", "-p", "127.0.0.1::12345", image.tag,
     )  # fmt: skip
     try:
+        port = int(docker("port", name, "12345").split()[0].rpartition(":")[2])
         assert docker("exec", name, "cat", "/proc/1/cmdline").startswith("python\0-m\0classcord")
         wait_answering(port)
         with ChatClient(port) as alice:

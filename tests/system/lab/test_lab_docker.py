@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.conftest import Lab, checks_by_hop, reset_lab
+from tests.system.lab.conftest import Lab, checks_by_hop, reset_lab
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 

@@ -8,21 +8,28 @@
   ``python:3.12-slim-bookworm``) when present or pullable; otherwise the stand-in
   that ``scripts/build-base-image.sh`` makes with debootstrap (kept, with its
   tarball in /var/cache/classcord, and reused while it exists).
-- ``image``: the ClassCord image built from the repository with the classic
+- ``FLAVOURS``: the toolsets students have. ``debian12``: the 20.10 docker client,
+  docker-compose 1.29 (v1) and the classic builder; ``debian13``: Compose v2.26
+  and BuildKit through buildx 0.13 (Debian 13's packages, which scripts/test.sh
+  puts in a private DOCKER_CONFIG). ``flavour`` is parametrized over both.
+- ``image``: the ClassCord image built from the repository by the flavour's
   builder, under a tag unique to the run; removed at the end.
-- ``compose_project``: a compose project with a unique name, a free port published
-  on 127.0.0.1 and its own bridge name; ``down -v`` plus a sweep by label removes
-  its containers, volume and network even when the test fails.
+- ``compose_project``: a compose project with a unique name, published on
+  127.0.0.1 on a host port Docker chooses (read back with ``compose port``) and
+  its own bridge name; ``down -v`` plus a sweep by label removes its containers,
+  volume and network even when the test fails.
 
 Missing prerequisites skip, or fail when CLASSCORD_REQUIRE_SYSTEM_TESTS=1.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -37,7 +44,7 @@ import pytest
 from classcord import __version__
 from tests.conftest import require_system
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_BASE_IMAGE = "python:3.12-slim-bookworm"
 STANDIN_BASE_IMAGE = "classcord-base:bookworm-python3"
 TEST_IMAGE = "classcord-test"
@@ -72,31 +79,26 @@ def docker(*args: str, check: bool = True, timeout: float = 180.0) -> str:
     return run(["docker", *args], check=check, timeout=timeout, env=clean_env()).stdout
 
 
-def clean_env() -> dict[str, str]:
+def clean_env(buildkit: bool = False) -> dict[str, str]:
     """The test's environment without CLASSCORD_* or COMPOSE_* settings, so that
-    only what a test writes in its env file reaches compose."""
+    only what a test writes in its env file reaches compose; the builder chosen
+    explicitly (Debian 12's docker.io has only the classic one)."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("CLASSCORD_", "COMPOSE_"))
+        if not key.startswith(("CLASSCORD_", "COMPOSE_", "DOCKER_BUILDKIT"))
     }
+    flag = "1" if buildkit else "0"
     env.update(
         {
-            # Force the classic builder, the only one Debian 12's docker.io has.
-            "DOCKER_BUILDKIT": "0",
-            "COMPOSE_DOCKER_CLI_BUILD": "0",
+            "DOCKER_BUILDKIT": flag,
+            # docker-compose 1.29: build through the docker CLI (and so buildx).
+            "COMPOSE_DOCKER_CLI_BUILD": flag,
             # docker-compose 1.29 with current libraries warns on every call.
             "PYTHONWARNINGS": "ignore",
         }
     )
     return env
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def venv_tool(name: str) -> str | None:
@@ -110,19 +112,73 @@ def compose_v1() -> list[str] | None:
     return [found] if found else None
 
 
-def compose_command() -> list[str]:
-    """``CLASSCORD_COMPOSE`` if set, else ``docker compose`` (v2) when the plugin is
-    installed, else ``docker-compose`` (v1)."""
-    override = os.environ.get("CLASSCORD_COMPOSE")
-    if override:
-        return override.split()
-    if run(["docker", "compose", "version"], check=False, timeout=30).returncode == 0:
-        return ["docker", "compose"]
-    v1 = compose_v1()
-    if v1 is None:
-        require_system("neither `docker compose` nor `docker-compose` is installed")
+def compose_major(command: list[str]) -> int | None:
+    """Ask a compose which it is: 1 (docker-compose 1.x) or 2 (v2 and later, whose
+    `version --short` is e.g. 2.26.1-4), or None when it does not answer."""
+    try:
+        done = run([*command, "version", "--short"], check=False, timeout=30, env=clean_env())
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    head = done.stdout.strip().lstrip("v").split(".", 1)[0]
+    return int(head) if done.returncode == 0 and head.isdigit() else None
+
+
+@functools.cache
+def _compose_for(major: int) -> tuple[str, ...] | None:
+    command = compose_v1() if major == 1 else ["docker", "compose"]
+    if command is None or compose_major(command) != major:
+        return None
+    return tuple(command)
+
+
+def require_compose(major: int) -> list[str]:
+    """The compose of that generation the suite runs: v1 is the venv's
+    docker-compose 1.29.2, v2 the `docker compose` plugin (Debian 13's 2.26.1
+    from scripts/test.sh's DOCKER_CONFIG)."""
+    command = _compose_for(major)
+    if command is None:
+        where = "pip install docker-compose==1.29.2" if major == 1 else "the docker-compose plugin"
+        require_system(f"Compose v{major} is not installed ({where}; see scripts/test.sh)")
         raise AssertionError("unreachable")
-    return v1
+    return list(command)
+
+
+@dataclass(frozen=True)
+class Flavour:
+    """A Compose and a builder, as one kind of student machine has them."""
+
+    name: str
+    compose_major: int
+    buildkit: bool
+
+    @property
+    def compose(self) -> list[str]:
+        return require_compose(self.compose_major)
+
+    def env(self) -> dict[str, str]:
+        return clean_env(buildkit=self.buildkit)
+
+    def docker_client(self) -> str:
+        """The classic builder through Debian 12's own 20.10 client: newer clients
+        (28 here, first on PATH) print a deprecation notice for it. BuildKit
+        through whichever client is first on PATH, with the buildx plugin."""
+        if self.buildkit:
+            if run(["docker", "buildx", "version"], check=False, timeout=30).returncode != 0:
+                require_system("docker buildx is not installed (see scripts/test.sh)")
+            return "docker"
+        old = Path("/usr/bin/docker")
+        return str(old) if old.is_file() else "docker"
+
+
+DEBIAN12 = Flavour("debian12", compose_major=1, buildkit=False)
+DEBIAN13 = Flavour("debian13", compose_major=2, buildkit=True)
+FLAVOURS = [DEBIAN12, DEBIAN13]
+# The other two pairs a class can have: Debian 13 without docker-buildx (it is
+# only recommended) and Compose 1.29 building through a BuildKit-enabled CLI.
+CROSSED = [
+    Flavour("v2-classic", compose_major=2, buildkit=False),
+    Flavour("v1-buildkit", compose_major=1, buildkit=True),
+]
 
 
 def _engine_answers() -> bool:
@@ -184,28 +240,48 @@ def base_image(docker_engine: None) -> str:
 
 
 @dataclass
+class BuiltImage:
+    tag: str
+    build_seconds: float
+    output: str
+
+    @property
+    def version(self) -> str:
+        return self.tag.split(":", 1)[1]
+
+
+@dataclass
 class ImageRegistry:
     """Image tags created by this run, removed at the end of the session."""
 
     base: str
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     tags: list[str] = field(default_factory=list)
+    built: dict[str, BuiltImage] = field(default_factory=dict)
 
     def new_tag(self, suffix: str = "") -> str:
         tag = f"{TEST_IMAGE}:{__version__}-{self.token}{suffix}"
         self.tags.append(tag)
         return tag
 
-    def build(self, tag: str, context: Path = ROOT, *extra: str) -> float:
-        """Build with the classic builder; returns the duration in seconds."""
+    def build(
+        self, tag: str, context: Path = ROOT, flavour: Flavour | None = None, *extra: str
+    ) -> BuiltImage:
+        """Build with the flavour's builder (default: Debian 12's classic one)."""
+        flavour = flavour or DEBIAN12
         started = time.monotonic()
-        command = ["docker", "build", "--build-arg", f"PYTHON_IMAGE={self.base}", *extra]
-        run(
-            [*command, "-t", tag, str(context)],
-            env=clean_env(),
-            timeout=600,
-        )
-        return time.monotonic() - started
+        command = [flavour.docker_client(), "build", *extra]
+        command += ["--build-arg", f"PYTHON_IMAGE={self.base}"]
+        done = run([*command, "-t", tag, str(context)], env=flavour.env(), timeout=600)
+        seconds = time.monotonic() - started
+        print(f"build of {tag} ({flavour.name}): {seconds:.1f} s")
+        return BuiltImage(tag, seconds, done.stdout + done.stderr)
+
+    def for_flavour(self, flavour: Flavour) -> BuiltImage:
+        """One image per flavour and session, built by that flavour's builder."""
+        if flavour.name not in self.built:
+            self.built[flavour.name] = self.build(self.new_tag(f"-{flavour.name}"), ROOT, flavour)
+        return self.built[flavour.name]
 
 
 @pytest.fixture(scope="session")
@@ -216,21 +292,15 @@ def images(base_image: str) -> Iterator[ImageRegistry]:
         run(["docker", "image", "rm", "-f", tag], check=False, timeout=120)
 
 
-@dataclass
-class BuiltImage:
-    tag: str
-    build_seconds: float
-
-    @property
-    def version(self) -> str:
-        return self.tag.split(":", 1)[1]
+@pytest.fixture(params=FLAVOURS, ids=lambda f: f.name)
+def flavour(request: pytest.FixtureRequest) -> Flavour:
+    found: Flavour = request.param
+    return found
 
 
-@pytest.fixture(scope="session")
-def image(images: ImageRegistry) -> BuiltImage:
-    tag = images.new_tag()
-    seconds = images.build(tag)
-    return BuiltImage(tag, seconds)
+@pytest.fixture
+def image(images: ImageRegistry, flavour: Flavour) -> BuiltImage:
+    return images.for_flavour(flavour)
 
 
 @dataclass
@@ -238,13 +308,22 @@ class ComposeProject:
     """One compose deployment of the repository's docker-compose.yml."""
 
     name: str
-    command: list[str]
+    flavour: Flavour
     env_file: Path
     settings: dict[str, str]
 
     @property
+    def command(self) -> list[str]:
+        return self.flavour.compose
+
+    @property
     def port(self) -> int:
-        return int(self.settings["CLASSCORD_PORT"])
+        """The host port Docker chose for 12345 (it changes with each start)."""
+        out = self("port", "classcord", "12345").stdout.strip()
+        host, _, port = out.rpartition(":")
+        assert host == "127.0.0.1", out
+        assert port.isdigit(), out
+        return int(port)
 
     @property
     def volume(self) -> str:
@@ -270,7 +349,7 @@ class ComposeProject:
     def __call__(
         self, *args: str, check: bool = True, timeout: float = 180.0
     ) -> subprocess.CompletedProcess[str]:
-        return run([*self.base_args(), *args], check=check, timeout=timeout, env=clean_env())
+        return run([*self.base_args(), *args], check=check, timeout=timeout, env=self.flavour.env())
 
     def container_id(self, service: str = "classcord") -> str:
         found = self("ps", "-q", service).stdout.split()
@@ -290,16 +369,16 @@ class ComposeProject:
                 run(["docker", *remove], check=False, timeout=60)
 
 
-@pytest.fixture
-def compose_project(image: BuiltImage, base_image: str, tmp_path: Path) -> Iterator[ComposeProject]:
+def new_project(flavour: Flavour, image: BuiltImage, base_image: str, tmp: Path) -> ComposeProject:
     token = uuid.uuid4().hex[:8]
-    project = ComposeProject(
+    return ComposeProject(
         name=f"cctest{token}",
-        command=compose_command(),
-        env_file=tmp_path / "compose.env",
+        flavour=flavour,
+        env_file=tmp / f"compose-{token}.env",
         settings={
             "CLASSCORD_BIND": "127.0.0.1",
-            "CLASSCORD_PORT": str(free_port()),
+            # Empty: Docker picks a free host port (no race with other tests).
+            "CLASSCORD_PORT": "",
             "CLASSCORD_IMAGE": image.tag.split(":", 1)[0],
             "CLASSCORD_VERSION": image.version,
             "CLASSCORD_PYTHON_IMAGE": base_image,
@@ -310,11 +389,23 @@ def compose_project(image: BuiltImage, base_image: str, tmp_path: Path) -> Itera
             "CLASSCORD_SCRYPT_N": "1024",
         },
     )
+
+
+@contextlib.contextmanager
+def deployed(project: ComposeProject) -> Iterator[ComposeProject]:
     try:
         yield project
     finally:
         project("down", "-v", "--remove-orphans", "-t", "5", check=False, timeout=120)
         project.sweep()
+
+
+@pytest.fixture
+def compose_project(
+    flavour: Flavour, image: BuiltImage, base_image: str, tmp_path: Path
+) -> Iterator[ComposeProject]:
+    with deployed(new_project(flavour, image, base_image, tmp_path)) as project:
+        yield project
 
 
 def inspect(container: str) -> dict[str, Any]:
@@ -343,3 +434,13 @@ def wait_healthy(container: str, timeout: float = HEALTHY_TIMEOUT) -> float:
         time.sleep(0.5)
     logs = run(["docker", "logs", "--tail", "50", container], check=False).stdout
     raise AssertionError(f"container {container} is {status!r}, not healthy; logs:\n{logs}")
+
+
+# What a build must not print: useradd's SYS_UID_MAX warning, the classic
+# builder's deprecation notice of newer clients, BuildKit's own warnings.
+BUILD_WARNING = re.compile(r"warning|deprecated|\[91m", re.IGNORECASE)
+
+
+def assert_no_build_warning(output: str) -> None:
+    found = [line for line in output.splitlines() if BUILD_WARNING.search(line)]
+    assert not found, "the build warned:\n" + "\n".join(found)

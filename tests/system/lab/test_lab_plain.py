@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.lab.conftest import Lab, checks_by_hop, reset_lab
+from tests.system.lab.conftest import Lab, checks_by_hop, reset_lab
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 

@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +20,7 @@ import pytest
 from classcord import __version__
 from classcord.config import Settings, env_name
 from tests.conftest import require_system
-from tests.container.conftest import ROOT, clean_env, compose_v1, run, venv_tool
+from tests.system.container.conftest import ROOT, clean_env, require_compose, run, venv_tool
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -50,12 +55,13 @@ def yaml_module() -> Any:
     return pytest.importorskip("yaml")
 
 
+# What .env.example sets (uncommented) and the compose file requires.
+MINIMAL_ENV = ["CLASSCORD_BIND=0.0.0.0", "CLASSCORD_PORT=12345"]
+
+
 def compose_config(tmp_path: Path, env_lines: list[str]) -> dict[str, Any]:
     """The compose file as docker-compose 1.29 resolves it with this env file."""
-    command = compose_v1()
-    if command is None:
-        require_system("docker-compose 1.29 is not installed (see scripts/test.sh)")
-        raise AssertionError("unreachable")
+    command = require_compose(1)
     env_file = tmp_path / "test.env"
     env_file.write_text("\n".join(env_lines) + "\n", encoding="utf-8")
     result = run(
@@ -85,7 +91,7 @@ def test_hadolint_config_catches_what_its_defaults_miss(tmp_path: Path) -> None:
 
 
 def test_shellcheck_passes_on_every_script() -> None:
-    scripts = sorted(str(p) for p in (ROOT / "scripts").glob("*.sh"))
+    scripts = sorted(str(p) for p in (ROOT / "scripts").glob("**/*.sh"))
     assert scripts
     result = run([tool("shellcheck"), "-x", *scripts, str(ROOT / ".ci" / "run")], check=False)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -108,15 +114,42 @@ def test_compose_file_avoids_what_docker_compose_1_29_rejects() -> None:
     for forbidden in ("start_interval", "include:", "develop:", "host_ip", "required:"):
         assert forbidden not in text, forbidden
     for service in raw["services"].values():
-        limits = service.get("deploy", {}).get("resources", {}).get("limits", {})
-        assert "pids" not in limits
+        # v2.26+ refuses deploy.resources beside pids_limit; 1.29 refuses its pids.
+        assert "deploy" not in service
         assert all(isinstance(port, str) for port in service.get("ports", []))
         assert "env_file" not in service  # a missing .env would stop docker-compose 1.29
     assert "latest" not in text
 
 
+@pytest.mark.parametrize("major", [1, 2], ids=["compose-1.29", "compose-v2"])
+def test_both_composes_accept_the_file_with_env_example(major: int, tmp_path: Path) -> None:
+    """`config -q` of docker-compose 1.29 and of Compose v2 (Debian 13's 2.26),
+    in a copy of the repository's files as a student has them after
+    `cp .env.example .env`."""
+    command = require_compose(major)
+    for name in ("docker-compose.yml", ".env.example"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    (tmp_path / ".env").write_bytes(ENV_EXAMPLE.read_bytes())
+    done = run([*command, "config", "-q"], env=clean_env(), cwd=tmp_path, check=False, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout + done.stderr == ""
+    names = run([*command, "config", "--volumes"], env=clean_env(), cwd=tmp_path, timeout=60)
+    assert names.stdout.split() == ["classcord-data"]
+
+
+@pytest.mark.parametrize("major", [1, 2], ids=["compose-1.29", "compose-v2"])
+def test_both_composes_say_when_env_is_missing(major: int, tmp_path: Path) -> None:
+    """Without .env, compose stops before making a volume named after the folder
+    or asking Docker Hub for an image, and says how to make .env."""
+    command = require_compose(major)
+    (tmp_path / "docker-compose.yml").write_bytes(COMPOSE_FILE.read_bytes())
+    done = run([*command, "config", "-q"], env=clean_env(), cwd=tmp_path, check=False, timeout=60)
+    assert done.returncode != 0
+    assert ".env is missing or has no CLASSCORD_BIND: cp .env.example .env" in done.stderr
+
+
 def test_docker_compose_1_29_accepts_the_file_with_defaults(tmp_path: Path) -> None:
-    config = compose_config(tmp_path, [])
+    config = compose_config(tmp_path, MINIMAL_ENV)
     server = config["services"]["classcord"]
     assert server["image"] == f"classcord:{__version__}"
     assert server["build"]["args"]["PYTHON_IMAGE"] == "python:3.12-slim-bookworm"
@@ -130,8 +163,9 @@ def test_docker_compose_1_29_accepts_the_file_with_defaults(tmp_path: Path) -> N
     assert server["user"] == "10001:10001"
     assert server["ulimits"]["nofile"] == {"soft": 4096, "hard": 4096}
     assert server["pids_limit"] == 128
-    assert server["deploy"]["resources"]["limits"] == {"cpus": 1.0, "memory": "256M"}
-    assert server["deploy"]["resources"]["reservations"] == {"memory": "64M"}
+    assert server["cpus"] == 1.0
+    assert server["mem_limit"] == "256M"
+    assert server["mem_reservation"] == "64M"
     assert server["logging"] == {
         "driver": "json-file",
         "options": {"max-size": "10m", "max-file": "3"},
@@ -208,11 +242,15 @@ def test_env_example_documents_every_variable_with_its_default() -> None:
         value = getattr(defaults, field.name)
         shown = str(value).lower() if isinstance(value, bool) else str(value)
         assert documented[name] == shown, f"{name}: .env.example shows {documented[name]!r}"
-    # Compose-level defaults agree with the compose file.
-    for name in COMPOSE_ONLY - {"COMPOSE_PROJECT_NAME"}:
+    # Compose-level defaults agree with the compose file; the two that .env must
+    # set (so that a missing .env is noticed) have no default there.
+    required = set(re.findall(r"\$\{([A-Z0-9_]+)\?", text))
+    assert required == {"CLASSCORD_BIND", "CLASSCORD_PORT"}
+    for name in COMPOSE_ONLY - {"COMPOSE_PROJECT_NAME"} - required:
         in_compose = re.search(r"\$\{" + name + r":-([^}]*)\}", text)
         assert in_compose, name
         assert documented[name] == in_compose.group(1), name
+    assert [f"{name}={documented[name]}" for name in sorted(required)] == MINIMAL_ENV
 
 
 # --- the Dockerfile and .dockerignore -----------------------------------------------
@@ -312,25 +350,65 @@ def test_build_base_image_refuses_latest_and_dry_runs(tmp_path: Path) -> None:
     assert not cache.exists(), "--dry-run must not change anything"
 
 
-def test_container_restore_dry_run_changes_nothing() -> None:
-    result = run(
-        [
-            str(ROOT / "scripts" / "container-restore.sh"),
-            "--dry-run",
-            "--compose",
-            "docker-compose",
-            "classcord-20250101-000000.db",
-        ],
-        env=clean_env(),
-    )
-    assert "+ docker-compose stop classcord" in result.stdout
-    assert "+ docker-compose start classcord" in result.stdout
-    assert "dry run, nothing changed" in result.stdout
-    refused = run(
-        [str(ROOT / "scripts" / "container-restore.sh"), "--dry-run", "../etc/passwd"],
-        check=False,
-    )
+def restore_script(*args: str) -> Any:
+    script = str(ROOT / "scripts" / "container-restore.sh")
+    return run([script, *args], env=clean_env(), check=False)
+
+
+def test_container_restore_dry_run_changes_nothing(tmp_path: Path) -> None:
+    env_file = tmp_path / "ok.env"
+    env_file.write_bytes(ENV_EXAMPLE.read_bytes())
+    result = restore_script(
+        "--dry-run", "--compose", "docker-compose", "--env-file", str(env_file),
+        "classcord-20250101-000000.db",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "container-restore.sh: using docker-compose (Compose v" in result.stdout
+    assert f"+ docker-compose --env-file {env_file} stop classcord" in result.stdout
+    assert f"+ docker-compose --env-file {env_file} start classcord" in result.stdout
+    assert result.stdout.splitlines()[-1] == "container-restore.sh: dry run, nothing changed"
+    refused = restore_script("--dry-run", "--env-file", str(env_file), "../etc/passwd")
     assert refused.returncode == 2
+
+
+@pytest.mark.parametrize("major", [1, 2], ids=["compose-1.29", "compose-v2"])
+def test_container_restore_asks_compose_its_version(major: int, tmp_path: Path) -> None:
+    """Picked by asking `version`, not by name; said on the first line."""
+    command = " ".join(require_compose(major))
+    env_file = tmp_path / "ok.env"
+    env_file.write_bytes(ENV_EXAMPLE.read_bytes())
+    done = restore_script("--dry-run", "--compose", command, "--env-file", str(env_file), "--list")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"container-restore.sh: using {command} (Compose v{major}, ")
+    broken = restore_script("--compose", "false", "--env-file", str(env_file), "--list")
+    assert broken.returncode == 1
+    assert "'false' does not answer 'version --short'" in broken.stderr
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (None, "cp .env.example .env"),
+        (["CLASSCORD_PORT=12345:12345", "CLASSCORD_BIND=0.0.0.0"], "give the host port only"),
+        (["CLASSCORD_PORT=99999", "CLASSCORD_BIND=0.0.0.0"], "a number from 1 to 65535"),
+        (["CLASSCORD_PORT=port", "CLASSCORD_BIND=0.0.0.0"], "a number from 1 to 65535"),
+        (["CLASSCORD_BIND=0.0.0.0"], "CLASSCORD_PORT is not set"),
+        (["CLASSCORD_PORT=12345", "CLASSCORD_BIND=localhost"], "write an address"),
+        (["CLASSCORD_PORT=12345", "CLASSCORD_BIND=0.0.0.0:12345"], "with no port"),
+        (["CLASSCORD_PORT=12345\r", "CLASSCORD_BIND=0.0.0.0\r"], "Windows line endings"),
+        (["CLASSCORD_PORT=1", "CLASSCORD_BIND=0.0.0.0", "COMPOSE_PROJECT_NAME=Ma Classe"], "lower"),
+    ],
+)
+def test_scripts_explain_env_file_mistakes(
+    lines: list[str] | None, message: str, tmp_path: Path
+) -> None:
+    env_file = tmp_path / ".env"
+    if lines is not None:
+        env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    done = restore_script("--dry-run", "--env-file", str(env_file), "--list")
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert done.stdout == ""  # nothing run, not even compose
 
 
 def test_sbom_script_writes_a_valid_cyclonedx_sbom(tmp_path: Path) -> None:
@@ -380,3 +458,94 @@ def test_containers_doc_covers_the_issue() -> None:
     # Every script the doc names exists.
     for script in set(re.findall(r"scripts/[\w.-]+\.sh", doc)):
         assert (ROOT / script).is_file(), script
+
+
+# --- scripts/test.sh's own set-up ------------------------------------------------------
+
+
+@pytest.fixture
+def test_sh_copy() -> Iterator[Path]:
+    """scripts/test.sh in a folder of its own (it works on the folder above it),
+    where any user may work: /var/tmp, not pytest's root-only folder."""
+    base = Path(tempfile.mkdtemp(prefix="classcord-test-sh-", dir="/var/tmp"))
+    try:
+        base.chmod(0o777)
+        root = base / "repo"
+        (root / "scripts").mkdir(parents=True)
+        for name in ("scripts/test.sh", "pyproject.toml"):
+            (root / name).write_bytes((ROOT / name).read_bytes())
+        (root / "scripts" / "test.sh").chmod(0o755)
+        yield root
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_test_sh_rebuilds_a_half_made_venv(test_sh_copy: Path) -> None:
+    root = test_sh_copy
+    (root / ".venv" / "bin").mkdir(parents=True)
+    (root / ".venv" / "bin" / "python").symlink_to(sys.executable)  # but no bin/pip
+    done = run([str(root / "scripts" / "test.sh"), "--dry-run", "--fast"], check=False)
+    assert done.returncode == 0, done.stderr
+    venv = root / ".venv"
+    assert f"test.sh: {venv} is half made (no bin/python or bin/pip): rebuilding it" in done.stdout
+    assert f"+ rm -rf {venv}" in done.stdout
+    assert f"+ python3 -m venv {venv}" in done.stdout
+    assert (venv / "bin" / "python").is_symlink(), "--dry-run must not change anything"
+
+
+def test_test_sh_says_what_to_install_when_venv_fails(test_sh_copy: Path) -> None:
+    """Debian's python3 without python3-venv: as root test.sh installs it; a user
+    is told what to install, and no half-made .venv is left for the next run."""
+    root = test_sh_copy
+    fake = root.parent / "python-without-venv"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = -m ] && [ "$2" = venv ]; then mkdir -p "$3/bin"\n'
+        '  echo "The virtual environment was not created successfully because ensurepip'
+        ' is not available." >&2; exit 1; fi\n'
+        f'exec {sys.executable} "$@"\n',
+        encoding="utf-8",
+    )
+    fake.chmod(0o755)
+    command = [str(root / "scripts" / "test.sh"), "--fast"]
+    if os.geteuid() == 0:
+        root.chmod(0o777)
+        fake.chmod(0o755)
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    done = run(command, check=False, env=dict(clean_env(), PYTHON=str(fake)))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "install python3-venv (as root: apt-get install python3-venv)" in done.stderr
+    assert not (root / ".venv").exists()
+
+
+def test_test_sh_fetches_debian13_tools_with_a_private_apt(test_sh_copy: Path) -> None:
+    """Debian 13's Compose v2 and buildx come from the machine's own Debian mirror
+    under a private sources list and apt state; a dry run shows it and does nothing."""
+    root = test_sh_copy
+    done = run([str(root / "scripts" / "test.sh"), "--dry-run"], check=False, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    apt = root / ".venv" / "debian13"
+    lines = done.stdout.splitlines()
+    source = [line for line in lines if line.startswith("+ echo 'deb ")]
+    assert len(source) == 1, lines
+    mirror = source[0].split()[3]
+    configured = "".join(
+        path.read_text(errors="replace")
+        for path in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]
+        if path.is_file()
+    )
+    assert mirror in configured, "the mirror comes from the machine's own sources"
+    assert source[0].endswith(f"trixie main' > {apt}/sources.list")
+    download = [line for line in lines if " download -q docker-compose docker-buildx" in line]
+    assert len(download) == 1, lines
+    for option in (
+        f"Dir::Etc::sourcelist={apt}/sources.list",
+        "Dir::Etc::sourceparts=-",
+        f"Dir::State={apt}/state",
+        f"Dir::Cache={apt}/cache",
+    ):
+        assert option in download[0]
+    plugins = root / ".venv" / "docker-config" / "cli-plugins"
+    for name in ("docker-compose", "docker-buildx"):
+        assert f"/usr/libexec/docker/cli-plugins/{name} {plugins}/{name}" in done.stdout
+    assert not (root / ".venv").exists(), "--dry-run must not change anything"

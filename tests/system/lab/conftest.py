@@ -25,8 +25,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_system
+from tests.system.container.conftest import require_compose
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCRIPTS = REPO / "scripts"
 LAB_SCRIPT = SCRIPTS / "classroom-lab.sh"
 CHAT_CLIENT = Path(__file__).resolve().parent / "chat_client.py"
@@ -340,9 +341,11 @@ def plain_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 def docker_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """A classroom whose VM runs its own Docker daemon and the repository's
     docker-compose.yml (image built from the Dockerfile on the stand-in base image)."""
+    compose = " ".join(require_compose(2))  # the lab runs Compose v2 (Debian 13's)
     with make_lab(tmp_path_factory.mktemp("lab"), docker=True) as lab:
         lab.script("base-image", timeout=900)
-        lab.script("compose", "up", "-d", "--build", timeout=600)
+        out = lab.script("compose", "up", "-d", "--build", timeout=600)
+        assert f"classroom-lab.sh: using {compose} (Compose v2," in out, out
         lab.wait_for_pong()
         yield lab
 

@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import require_system
 from tests.process import ServerProcess
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FILTER = REPO / "contrib" / "fail2ban" / "filter.d" / "classcord.conf"
 JAIL = REPO / "contrib" / "fail2ban" / "jail.d" / "classcord.local"
 HOST = r"(?P<host>[0-9A-Fa-f:.]+)"

@@ -1,6 +1,6 @@
 """A real ClassCord client for the classroom lab, run inside a namespace:
 
-    ip netns exec LAB-slam python3 tests/lab/chat_client.py HOST PORT --user alice --peer bob
+    ip netns exec LAB-slam python3 tests/system/lab/chat_client.py HOST PORT --user alice --peer bob
 
 Two connections from the same machine, as two students would: both register and
 log in, the first sends a global message and the second must receive it with the
