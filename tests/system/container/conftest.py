@@ -311,6 +311,8 @@ class ComposeProject:
     flavour: Flavour
     env_file: Path
     settings: dict[str, str]
+    # More compose files after docker-compose.yml (the TLS override).
+    extra_files: tuple[Path, ...] = ()
 
     @property
     def command(self) -> list[str]:
@@ -342,6 +344,7 @@ class ComposeProject:
             str(self.env_file),
             "-f",
             str(ROOT / "docker-compose.yml"),
+            *(arg for extra in self.extra_files for arg in ("-f", str(extra))),
             "-p",
             self.name,
         ]

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_system
-from tests.process import ServerProcess
+from tests.support.process import ServerProcess
 
 REPO = Path(__file__).resolve().parents[3]
 FILTER = REPO / "contrib" / "fail2ban" / "filter.d" / "classcord.conf"
