@@ -173,7 +173,11 @@ def test_the_doctor_checks_the_tls_hop_and_the_certificate(
     assert doctor_tls(server.port, tls_port, other.ca, tmp_path)["tls"] == "fail"
 
 
-def test_the_doctor_names_an_address_the_certificate_lacks(tmp_path: Path) -> None:
+def test_the_doctor_does_not_blame_the_certificate_for_its_own_loopback(
+    tmp_path: Path,
+) -> None:
+    """127.0.0.1 is how the doctor gets in, not an address students type (the lab
+    shows a missing LAN address named as the fault)."""
     named_only = make_class_certificates(tmp_path / "tls", "--name", "classcord.lan")
     server = ServerProcess(
         tmp_path / "data", 0, "--tls-cert-file", str(named_only.cert),
@@ -184,7 +188,7 @@ def test_the_doctor_names_an_address_the_certificate_lacks(tmp_path: Path) -> No
         match = TLS_LISTENING.search(server.log)
         assert match
         statuses = doctor_tls(server.port, int(match.group(1)), named_only.ca, tmp_path)
-        assert statuses["tls-cert"] == "fail"
+        assert (statuses["tls"], statuses["tls-cert"]) == ("ok", "ok")
     finally:
         server.kill()
 

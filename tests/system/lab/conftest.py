@@ -142,7 +142,7 @@ class Lab:
         self.refresh_env()
 
     # --- ClassCord -----------------------------------------------------------
-    def start_server(self, host: str = "0.0.0.0") -> subprocess.Popen[str]:
+    def start_server(self, host: str = "0.0.0.0", *extra: str) -> subprocess.Popen[str]:
         """The real server (python3 -m classcord serve) in the VM namespace."""
         data = self.tmp / f"data-{secrets.token_hex(3)}"
         log = (self.tmp / f"server-{secrets.token_hex(3)}.log").open("w")
@@ -164,6 +164,7 @@ class Lab:
                 str(data),
                 "--scrypt-n",
                 "1024",
+                *extra,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -355,6 +356,7 @@ def reset_lab(lab: Lab) -> None:
     removed, firewall as freshly installed, VM in NAT mode."""
     lab.stop_servers()
     lab.host_nat("--undo")
+    lab.host_nat("--undo", "--port", "12346")  # the TLS tests forward 12346 too
     lab.script("ufw-reset")
     lab.refresh_env()
     if lab.env.get("LAB_MODE") != "nat":
