@@ -9,7 +9,8 @@ Usage: scripts/test.sh [--dry-run] [--fast] [--help] [PYTEST_ARGS...]
 
 Sets up everything the suite needs, then runs ruff, mypy --strict and pytest.
   - as root: installs missing Debian packages (docker.io, debootstrap, ufw,
-    iptables, iproute2, conntrack, procps, systemd) with apt-get, and
+    iptables, iproute2, conntrack, procps, systemd, openssl, openjdk-17-jdk-headless)
+    with apt-get, and
     python3-venv when `python3 -m venv` fails for lack of it;
   - creates .venv (rebuilt when a previous run left it half made) and installs
     the package with its dev and tool dependencies, plus docker-compose 1.29
@@ -43,7 +44,9 @@ done
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
-APT_PACKAGES=(docker.io debootstrap ufw iptables iproute2 conntrack procps systemd)
+# openssl and a JDK for the TLS tests (tls-class-ca.sh, keytool, the Java client).
+APT_PACKAGES=(docker.io debootstrap ufw iptables iproute2 conntrack procps systemd openssl
+              openjdk-17-jdk-headless)
 # Debian 13 (trixie) packages whose Docker CLI plugins the suite runs: Compose v2
 # and BuildKit's client, as a Debian 13 student has them.
 DEBIAN13_SUITE=trixie
