@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import socket
 import ssl
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_system
 from tests.support.certificates import ClassCertificates, make_class_certificates
 
 from .conftest import (
@@ -50,6 +52,15 @@ def tls_line(port: int, ca: Path, line: dict[str, object]) -> dict[str, object]:
         reply = json.loads(tls.makefile("rb").readline())
         assert isinstance(reply, dict)
         return reply
+
+
+def java_build(tmp_path: Path) -> Path:
+    if shutil.which("javac") is None:
+        require_system("a JDK (javac) is needed for the Java TLS client")
+    build = tmp_path / "java"
+    source = ROOT / "tests" / "support" / "java" / "TlsChat.java"
+    run(["javac", "-d", str(build), str(source)], timeout=180)
+    return build
 
 
 @pytest.fixture
@@ -95,6 +106,13 @@ def test_tls_in_the_container_chat_health_reload_and_tls_only(
         port = tls_port(project)
         assert tls_line(port, certs.ca, {"type": "ping"}) == {"type": "pong"}
         assert tls_line(port, certs.ca, register) == {"type": "register", "status": "ok"}
+        # The Java client of PROTOCOL.md, with the truststore the script made.
+        java = run(
+            ["java", "-cp", str(java_build(tmp_path)), "TlsChat", "127.0.0.1", str(port),
+             str(certs.truststore), "classcord", "java"],
+            timeout=120,
+        )  # fmt: skip
+        assert '{"type": "login", "status": "ok", "username": "java"}' in java.stdout
         # The certificate is not in the image: it is the bind mount, read-only.
         mounts = json.loads(run(["docker", "inspect", container]).stdout)[0]["Mounts"]
         tls_mount = next(m for m in mounts if m["Destination"] == "/run/classcord-tls")
