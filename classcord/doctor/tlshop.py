@@ -14,7 +14,7 @@ import json
 import socket
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from classcord.doctor.check import Check, Status
@@ -93,8 +93,13 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def tls_checks(probes: Sequence[TlsProbe], now: float | None = None) -> list[Check]:
-    """One check for the hop through every address, one for the certificate."""
+def tls_checks(
+    probes: Sequence[TlsProbe], now: float | None = None, required: Iterable[str] | None = None
+) -> list[Check]:
+    """One check for the hop through every address, one for the certificate.
+
+    ``required``: the addresses students type, which the certificate must hold
+    (the ``--target`` addresses); by default every address probed but loopback."""
     now = time.time() if now is None else now
     checks: list[Check] = []
     failed = [p for p in probes if p.outcome is not TlsOutcome.PONG]
@@ -134,11 +139,14 @@ def tls_checks(probes: Sequence[TlsProbe], now: float | None = None) -> list[Che
     if not seen:
         return checks
     addresses = seen[0].addresses
-    # 127.0.0.1 is the doctor's own way in, never an address students type.
-    missing = sorted(
-        {p.target.host for p in seen if p.target.host not in p.addresses}
-        - {p.target.host for p in seen if _is_loopback(p.target.host)}
+    # 127.0.0.1 is the doctor's own way in, and behind NAT nobody types the VM's
+    # own address: only the addresses students use must be in the certificate.
+    needed = (
+        set(required)
+        if required is not None
+        else {p.target.host for p in seen if not _is_loopback(p.target.host)}
     )
+    missing = sorted(needed - set(addresses))
     expiry = seen[0].not_after
     facts: tuple[str, ...] = (f"addresses in the certificate: {', '.join(addresses) or 'none'}",)
     if expiry is not None:

@@ -49,3 +49,14 @@ def test_an_untrusted_certificate_and_a_closed_port() -> None:
     (check,) = tls_checks([closed], NOW.timestamp())
     assert check.status is Status.FAIL
     assert "docker-compose.tls.yml" in check.fix
+
+
+def test_only_the_addresses_students_type_must_be_in_the_certificate() -> None:
+    vm_nat = Target("10.0.2.15", 12346)  # behind NAT nobody types the VM's address
+    probes = [probe(LOCAL, names=("10.0.108.90",)), probe(vm_nat, names=("10.0.108.90",)),
+              probe(HOST, names=("10.0.108.90",))]  # fmt: skip
+    checks = {c.hop: c for c in tls_checks(probes, NOW.timestamp(), required=["10.0.108.90"])}
+    assert checks["tls-cert"].status is Status.OK
+    checks = {c.hop: c for c in tls_checks(probes, NOW.timestamp(), required=["10.0.108.91"])}
+    assert checks["tls-cert"].status is Status.FAIL
+    assert "10.0.108.91" in checks["tls-cert"].summary
