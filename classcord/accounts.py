@@ -348,9 +348,15 @@ class HashScheduler:
     runs first; past capacity a job either evicts a worse queued one or is refused
     (``HashBusy``), at once."""
 
-    def __init__(self, executor: ThreadPoolExecutor, workers: int, capacity: int) -> None:
+    def __init__(
+        self, executor: ThreadPoolExecutor, workers: int, capacity: int, depth: int = 1
+    ) -> None:
         self._executor = executor
-        self._workers = workers
+        # Jobs handed to the executor at once: more than its threads, so that hashes
+        # that finish back to back complete their logins in one loop pass, and every
+        # client gets one write for all their presence lines instead of one each
+        # (with one job at a time, N logins cost N writes to each of N clients).
+        self._workers = workers * depth
         self._capacity = capacity
         self._queue: list[_HashJob] = []
         self._running = 0
@@ -471,7 +477,10 @@ class Accounts:
         )
         self.throttle = self.guard.pairs
         self.scheduler = HashScheduler(
-            self._hashers, settings.hash_workers, settings.login_hashes_in_flight
+            self._hashers,
+            settings.hash_workers,
+            settings.login_hashes_in_flight,
+            settings.hash_pipeline_depth,
         )
         self._per_connection = settings.login_hashes_per_connection
         self._lockout_seconds = settings.login_lockout_seconds

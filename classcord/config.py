@@ -174,6 +174,12 @@ class Settings:
     health_max_pending_seconds: float = _setting(
         60.0, "healthcheck fails when a message has waited this long to be stored", 1
     )
+    hash_pipeline_depth: int = _setting(
+        8,
+        "hashes handed to the hash threads ahead of time, so that logins that finish"
+        " together share one write to each client (a login may wait behind this many)",
+        1,
+    )
     login_hashes_in_flight: int = _setting(
         32,
         "password hashes queued or running at once, all connections together (a class"

@@ -222,8 +222,12 @@ class Hub:
 
     def users_reply(self, asker: object, reply_type: str) -> dict[str, Any]:
         """Everyone visible, plus the asker's own name even when invisible."""
-        shown = [entry for entry in self._names.values() if entry.visible or asker in entry.members]
-        shown.sort(key=lambda entry: name_key(entry.name))
+        # The table's keys are the names' keys already: sorting them costs no key.
+        shown = [
+            entry
+            for _key, entry in sorted(self._names.items())
+            if entry.visible or asker in entry.members
+        ]
         return {
             "type": reply_type,
             "users": [entry.name for entry in shown],
