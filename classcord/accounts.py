@@ -362,6 +362,7 @@ class HashScheduler:
         self._running = 0
         self._seq = itertools.count()
         self.refused = 0
+        self.completed = 0  # hashes done: how many went before a given login
 
     @property
     def load(self) -> int:
@@ -411,6 +412,7 @@ class HashScheduler:
         self, loop: asyncio.AbstractEventLoop, job: _HashJob, done: asyncio.Future[object]
     ) -> None:
         self._running -= 1
+        self.completed += 1
         if not job.future.done():
             if done.cancelled():
                 job.future.cancel()

@@ -415,13 +415,21 @@ def healthcheck(
         print(f"unhealthy: {host}:{port} answers, but not its health request within {left:.1f} s")
         return 1
     except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        if not settings.data_path.is_dir():
+            # Run from elsewhere (another folder, the host): only the ping says anything.
+            print(
+                f"healthy: {host}:{port} answers ping (no data folder {settings.data_path}"
+                f" here and admin socket unreachable: {reason}; disk and database not checked)"
+            )
+            return 0
         disk = check_disk(settings.data_path, settings.health_min_free_bytes)
         if disk.problem:
             print(f"unhealthy: {disk.problem}")
             return 1
         print(
             f"healthy: {host}:{port} answers ping, {megabytes(disk.free_bytes)} free"
-            f" (admin socket {path} unreachable: {getattr(exc, 'strerror', None) or exc};"
+            f" (admin socket {path} unreachable: {reason};"
             " database not checked)"
         )
         return 0

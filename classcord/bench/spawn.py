@@ -144,7 +144,9 @@ class ServerProcess:
         self.data_dir = data_dir
         self.extra_args = tuple(extra_args)
         source = split_kind(kind)[1]
-        self.source_root = str(Path(source).resolve()) if source else package_root()
+        # Only a classcord@DIR server moves: the others keep the caller's folder
+        # (where a relative --data-dir, and the default "data", are).
+        self.source_root = str(Path(source).resolve()) if source else None
         self.env = child_env(source) if env is None else env
         self.log_path = Path(data_dir) / f"{split_kind(kind)[0]}-server.log"
         self.proc: subprocess.Popen[bytes] | None = None
