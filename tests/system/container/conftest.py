@@ -423,6 +423,15 @@ def health_status(container: str) -> str:
     return docker("inspect", "-f", "{{.State.Health.Status}}", container).strip()
 
 
+def _last_check_failed(container: str) -> bool:
+    log = docker("inspect", "-f", "{{json .State.Health.Log}}", container, check=False)
+    try:
+        entries = json.loads(log) or []
+    except ValueError:
+        return True
+    return bool(entries) and entries[-1].get("ExitCode") != 0
+
+
 def wait_healthy(container: str, timeout: float = HEALTHY_TIMEOUT) -> float:
     """Wait for Docker to report the container healthy; returns the seconds taken."""
     started = time.monotonic()
@@ -432,11 +441,17 @@ def wait_healthy(container: str, timeout: float = HEALTHY_TIMEOUT) -> float:
         if status == "healthy":
             return time.monotonic() - started
         state = docker("inspect", "-f", "{{.State.Status}}", container).strip()
-        if status == "unhealthy" or state in {"exited", "dead"}:
+        if state in {"exited", "dead"} or (status == "unhealthy" and _last_check_failed(container)):
             break
+        # Right after a restart Docker may still show the dead process's "unhealthy"
+        # with no failed check of the new one: keep waiting for the new checks.
         time.sleep(0.5)
-    logs = run(["docker", "logs", "--tail", "50", container], check=False).stdout
-    raise AssertionError(f"container {container} is {status!r}, not healthy; logs:\n{logs}")
+    done = run(["docker", "logs", "--tail", "50", container], check=False)
+    checks = docker("inspect", "-f", "{{json .State.Health.Log}}", container, check=False)
+    raise AssertionError(
+        f"container {container} is {status!r}, not healthy; health checks:\n{checks}\n"
+        f"logs:\n{done.stdout}{done.stderr}"
+    )
 
 
 # What a build must not print: useradd's SYS_UID_MAX warning, the classic
