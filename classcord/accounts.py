@@ -489,6 +489,7 @@ class Accounts:
         self._max_failures = settings.login_max_failures
         self._registered: set[str] = set()
         self._ids: dict[str, int] = {}
+        self._names: dict[str, str] = {}  # name_key to the name as registered
         self._pending: set[str] = set()
         # Verifying unknown names against a real hash keeps their timing like a
         # known name's, so failures do not reveal which accounts exist.
@@ -507,6 +508,7 @@ class Accounts:
         self._registered = set(await self._storage.call(self._storage.storage.user_name_keys))
         rows = await self._storage.call(self._storage.storage.user_ids)
         self._ids = {name_key(name): account_id for account_id, name in rows}
+        self._names = {name_key(name): name for _, name in rows}
 
     def account_id(self, name: str) -> int | None:
         """The id of the account ``name`` (compared by ``name_key``), None for a name
@@ -576,6 +578,7 @@ class Accounts:
             return RegisterOutcome.EXISTS
         self._registered.add(key)
         self._ids[key] = added
+        self._names[key] = name
         return RegisterOutcome.OK
 
     async def register(self, name: str, password: str) -> RegisterOutcome:
@@ -609,8 +612,6 @@ class Accounts:
             return self._failed(name, client, LoginOutcome.UNKNOWN_USER)
         if not ok:
             return self._failed(name, client, LoginOutcome.BAD_PASSWORD)
-        if record.banned:
-            return LoginOutcome.BANNED
         self.guard.success(name, client)
         if not self._params.same_cost(hash_params(record.password_hash)):
             await self._rehash(record.name, password, client)
@@ -648,8 +649,17 @@ class Accounts:
             cleared += self.guard.unlock(name_key(name))
         return cleared
 
-    async def set_banned(self, name: str, banned: bool) -> bool:
-        return await self._storage.call(self._storage.storage.set_banned, name_key(name), banned)
+    def account_name(self, name: str) -> str | None:
+        """The name as registered of the account ``name`` designates, or None."""
+        return self._names.get(name_key(name))
+
+    async def set_role(self, name: str, role: str) -> str | None:
+        """Store an account's role; its registered name, None when there is none."""
+        return await self._storage.call(self._storage.storage.set_role, name_key(name), role)
+
+    async def roles(self) -> dict[str, str]:
+        """name_key to role of every account that is not a student."""
+        return dict(await self._storage.call(self._storage.storage.user_roles))
 
     def close(self) -> None:
         self._hashers.shutdown(wait=True, cancel_futures=True)

@@ -21,18 +21,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from classcord.errors import AdminError, SettingsError
+from classcord.moderation import parse_duration, parse_role
 
 if TYPE_CHECKING:
     from classcord.server import ClassCordServer
 
 log = logging.getLogger("classcord.admin")
 
-COMMANDS = (
-    "who",
-    "say",
+# The classroom controls, with the words of the chat commands (PROTOCOL.md).
+MODERATION_COMMANDS = (
+    "mute",
+    "unmute",
+    "silence",
+    "slow",
+    "private",
+    "delete",
     "kick",
     "ban",
     "unban",
+    "announce",
+)
+COMMANDS = (
+    "who",
+    "say",
+    *MODERATION_COMMANDS,
+    "role",
+    "modlog",
     "unlock",
     "stats",
     "channels",
@@ -60,10 +74,12 @@ class AdminService:
             if not text:
                 raise AdminError("usage: say TEXT")
             return {"notified": self.server.hub.notify_all(text)}
-        if command == "kick":
-            return {"closed": self._kick(args)}
-        if command in {"ban", "unban"}:
-            return await self._ban(args, command == "ban")
+        if command in MODERATION_COMMANDS:
+            return await self._moderate(command, args)
+        if command == "role":
+            return await self._role(args)
+        if command == "modlog":
+            return await self._modlog(args)
         if command == "stats":
             return self.server.stats()
         if command == "channels":
@@ -100,6 +116,7 @@ class AdminService:
                     "conn": session.peer.conn_id,
                     "name": session.name,
                     "kind": session.state.value,
+                    "role": session.role.value,
                     "state": entry.state if entry else "",
                     "address": session.peer.address,
                     "channels": sorted(session.channels),
@@ -111,24 +128,51 @@ class AdminService:
             )
         return rows
 
-    def _kick(self, args: list[str]) -> int:
-        if not args:
-            raise AdminError("usage: kick USER [REASON]")
-        closed = self.server.hub.kick(args[0], " ".join(args[1:]))
-        if not closed:
-            raise AdminError(f"{args[0]} is not online")
-        log.warning("admin: kicked %s (%d connections)", args[0], closed)
-        return closed
+    async def _moderate(self, command: str, args: list[str]) -> dict[str, Any]:
+        """A chat command run as ``admin``, who may act on every role."""
+        if any('"' in arg for arg in args[:1]):
+            raise AdminError("a name cannot hold a double quote")
+        words = [f'"{arg}"' if not arg or any(c.isspace() for c in arg) else arg for arg in args]
+        moderation = self.server.moderation
+        online = self.server.hub.online(args[0]) if args else None
+        connections = len(online.members) if online is not None else 0
+        result = await moderation.run_text(None, " ".join([command, *words]))
+        if not result.ok:
+            raise AdminError(" ".join(result.lines))
+        reply: dict[str, Any] = {"done": result.everything()}
+        if command in {"kick", "ban"}:
+            reply["closed"] = connections
+        if command in {"ban", "unban"}:
+            reply.update(user=args[0], banned=command == "ban")
+        return reply
 
-    async def _ban(self, args: list[str], banned: bool) -> dict[str, Any]:
-        if len(args) != 1:
-            raise AdminError(f"usage: {'ban' if banned else 'unban'} USER")
-        name = args[0]
-        if not await self.server.accounts.set_banned(name, banned):
-            raise AdminError(f"no account named {name!r} (guests can only be kicked)")
-        closed = self.server.hub.kick(name, "compte banni") if banned else 0
-        log.warning("admin: %s user=%s", "banned" if banned else "unbanned", name)
-        return {"user": name, "banned": banned, "closed": closed}
+    async def _role(self, args: list[str]) -> dict[str, Any]:
+        role = parse_role(args[1]) if len(args) == 2 else None
+        if role is None:
+            raise AdminError("usage: role USER teacher|moderator|student")
+        result = await self.server.moderation.admin_set_role(args[0], role)
+        if not result.ok:
+            raise AdminError(" ".join(result.lines))
+        return {"user": args[0], "role": role.value, "done": result.everything()}
+
+    async def _modlog(self, args: list[str]) -> list[dict[str, Any]]:
+        """``modlog [--since WHEN] [N]``: WHEN is an ISO date or time, or a duration
+        back from now (``2h``, ``7d``)."""
+        moderation = self.server.moderation
+        since: float | None = None
+        rest = list(args)
+        if rest[:1] == ["--since"]:
+            if len(rest) < 2:
+                raise AdminError("usage: modlog [--since WHEN] [N]")
+            since = _since(rest[1], moderation.clock())
+            rest = rest[2:]
+        limit = moderation.limits.max_modlog_entries
+        if rest:
+            if len(rest) > 1 or not rest[0].isdigit() or int(rest[0]) < 1:
+                raise AdminError("usage: modlog [--since WHEN] [N]")
+            limit = int(rest[0])
+        entries = await moderation.log_entries(since, limit)
+        return [entry.as_json(moderation.tz) for entry in entries]
 
     def _unlock(self, args: list[str]) -> dict[str, Any]:
         if len(args) != 1:
@@ -136,6 +180,19 @@ class AdminService:
         cleared = self.server.accounts.unlock(args[0])
         log.warning("admin: unlocked user=%s (%d lockouts cleared)", args[0], cleared)
         return {"user": args[0], "cleared": cleared}
+
+
+def _since(text: str, now: float) -> float:
+    back = parse_duration(text, 10 * 366 * 86_400)
+    if back is not None:
+        return now - back
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise AdminError(
+            f"--since {text!r}: give a date (2026-12-01), a time (2026-12-01T14:00)"
+            " or a duration back from now (2h, 7d)"
+        ) from None
 
 
 def _timeout_arg(args: list[str]) -> float | None:

@@ -25,7 +25,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "args",
         nargs="*",
-        help="USER [REASON] for kick, USER for ban/unban/unlock, TEXT for say",
+        help=(
+            "USER [REASON] for kick, USER [DURATION] [REASON] for mute and ban, USER for"
+            " unmute/unban/unlock, USER ROLE for role, TEXT for say and announce; the"
+            " other classroom controls take the words of their chat command (see README)"
+        ),
+    )
+    parser.add_argument(
+        "--since",
+        default=None,
+        help="modlog: from this date or time (2026-12-01, 2026-12-01T14:00) or this long ago (2h)",
     )
     parser.add_argument("--data-dir", default=None, help="data folder [CLASSCORD_DATA_DIR or data]")
     parser.add_argument(
@@ -73,8 +82,11 @@ def request(path: Path, command: str, args: list[str], timeout: float = 10.0) ->
 
 def run(args: argparse.Namespace) -> int:
     path = args.socket or settings_from({"data_dir": args.data_dir}).admin_socket_path
+    words = list(args.args)
+    if args.since is not None:
+        words = ["--since", args.since, *words]
     try:
-        reply = request(path, args.command, args.args)
+        reply = request(path, args.command, words)
     except ImpostorSocket as exc:
         print(f"classcord admin: {exc}", file=sys.stderr)
         return 1
@@ -111,6 +123,18 @@ def _human(command: str, result: Any) -> str:
             f"{row['channel']:<20} {len(row['members']):>4}  {', '.join(row['members'])}"
             for row in result
         )
+    if command == "modlog":
+        if not result:
+            return "the moderation log is empty"
+        return "\n".join(
+            " ".join(
+                f"{key}={row[key] if row[key] not in (None, '') else '-'}"
+                for key in ("time", "actor", "action", "target", "until", "reason", "channel")
+            )
+            for row in result
+        )
+    if isinstance(result, dict) and "done" in result:
+        return "\n".join(result["done"])
     if isinstance(result, dict):
         return "\n".join(f"{key}: {value}" for key, value in result.items())
     return str(result)

@@ -236,6 +236,7 @@ async def start_server(settings: Settings) -> ClassCordServer:
     from classcord.admin import start_admin_socket
     from classcord.history import History
     from classcord.hub import Hub
+    from classcord.moderation_service import ModerationService
     from classcord.server import ClassCordServer
     from classcord.storage import DataFolderLock, Storage, StorageWorker, prepare_data_dir
 
@@ -265,7 +266,8 @@ async def start_server(settings: Settings) -> ClassCordServer:
         max_pending=settings.history_max_pending,
     )
     hub = Hub(settings, accounts, history)
-    server = ClassCordServer(settings, storage, accounts, history, hub, tls)
+    moderation = ModerationService(settings, hub, accounts, history, storage)
+    server = ClassCordServer(settings, storage, accounts, history, hub, moderation, tls)
     server.hold_until_closed(lock)
     try:
         await server.start()

@@ -198,6 +198,14 @@ class Settings:
     login_tracked_max: int = _setting(
         100_000, "names with recent failed logins kept in memory (oldest forgotten past it)", 10
     )
+    # Moderation (roles, mutes, slow mode...: see PROTOCOL.md, "Classroom controls")
+    moderation_max_duration_seconds: int = _setting(
+        30 * 86_400, "longest mute, silence or timed ban a command may set", 1
+    )
+    moderation_max_slow_seconds: int = _setting(3_600, "slowest slow mode (/slow SECONDS)", 1)
+    moderation_max_delete: int = _setting(50, "most messages one /delete removes", 1)
+    moderation_max_modlog: int = _setting(100, "most entries one /modlog shows", 1)
+    moderation_max_reason_chars: int = _setting(200, "longest reason of a mute, kick or ban", 1)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

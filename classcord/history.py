@@ -242,6 +242,29 @@ class History:
     def next_retry_in(self) -> float:
         return max(0.0, self._next_retry - self._clock()) if self.failing else 0.0
 
+    async def delete_latest(self, sender: str, count: int) -> list[tuple[str, str]]:
+        """Remove ``sender``'s latest ``count`` channel messages, wherever they are
+        (still in memory during an outage, or stored); (timestamp, channel) of each,
+        oldest first. Raises when the database refuses: the caller says so."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.flush(), self._read_timeout)
+        removed: list[tuple[str, str]] = []
+        async with self._lock:  # no batch in flight: what is pending stays put
+            for index in range(len(self._pending) - 1, -1, -1):
+                if len(removed) == count:
+                    break
+                record = self._pending[index][1]
+                if record.sender == sender and record.channel is not None:
+                    removed.append((record.timestamp, record.channel))
+                    del self._pending[index]
+            removed.reverse()
+            if self._storage is not None and len(removed) < count:
+                stored = await self._storage.call(
+                    self._storage.storage.delete_latest, sender, count - len(removed)
+                )
+                removed[:0] = stored
+        return removed
+
     async def latest(self, conversation: str, limit: int) -> list[MessageRecord]:
         """The last ``limit`` messages of a conversation, oldest first: what the
         database has, then what is still waiting in memory."""

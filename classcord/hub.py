@@ -35,6 +35,7 @@ from classcord.config import Settings
 from classcord.errors import ClientError, RecipientUnavailable
 from classcord.history import History, PendingHistory
 from classcord.identity import is_reserved_for_guests
+from classcord.moderation import Role
 from classcord.protocol import (
     DEFAULT_CHANNEL,
     Typing,
@@ -64,6 +65,8 @@ class Member(Protocol):
 
     # The hub's own bookkeeping, kept on the member so routing checks cost nothing.
     channels: set[str]
+    # Moderation's (moderation_service.py), kept on the member for the same reason.
+    role: Role
 
     @property
     def features(self) -> frozenset[str]: ...
@@ -196,18 +199,6 @@ class Hub:
             if entry.visible:
                 self._broadcast(encode(status_reply(entry.name, "offline")))
 
-    def kick(self, name: str, reason: str) -> int:
-        """Close every connection of ``name`` after a notice; returns how many."""
-        entry = self.online(name)
-        if entry is None:
-            return 0
-        members = list(entry.members)
-        suffix = f" : {reason}" if reason else ""
-        for member in members:
-            self.notify(member, texts.KICKED.format(reason=suffix))
-            member.evict(f"kicked by admin{suffix}")
-        return len(members)
-
     # --- presence -------------------------------------------------------------------
 
     def set_status(self, member: Member, state: str) -> None:
@@ -315,22 +306,49 @@ class Hub:
         ordinary message from Serveur to everyone else."""
         member.deliver(encode(notice_for(member.features, content, self._timestamp())))
 
-    def notify_all(self, content: str) -> int:
+    def notify_private(
+        self, member: Member, content: str, event: dict[str, Any] | None = None
+    ) -> None:
+        """A notice for this member alone: the typed ``event`` (with the text) to a
+        client that asked for ``moderation``, a ``system`` line to one that asked for
+        those, else a private message from Serveur, which every legacy client shows."""
+        timestamp = self._timestamp()
+        features = member.features
+        if event is not None and "moderation" in features:
+            member.deliver(encode({**event, "text": content, "timestamp": timestamp}))
+        elif "system" in features:
+            member.deliver(encode(notice_for(features, content, timestamp)))
+        else:
+            member.deliver(
+                encode(chat_reply(texts.SERVER_NAME, content, timestamp, private_to=member.name))
+            )
+
+    def notify_all(self, content: str, event: dict[str, Any] | None = None) -> int:
         """To every guest and user, never to anonymous connections: clients A and C
-        take the first line after their login request as its reply."""
+        take the first line after their login request as its reply. A client that
+        asked for ``moderation`` gets ``event`` (with the text) instead, when given."""
         timestamp = self._timestamp()
         legacy = encode(notice_reply(content, timestamp))
         system: bytes | None = None
+        typed = None
+        if event is not None:
+            typed = encode({**event, "text": content, "timestamp": timestamp})
         count = 0
         for entry in self._names.values():
             for member in entry.members:
                 count += 1
-                if "system" in member.features:
+                if typed is not None and "moderation" in member.features:
+                    member.deliver(typed)
+                elif "system" in member.features:
                     system = system or encode(notice_for(member.features, content, timestamp))
                     member.deliver(system)
                 else:
                     member.deliver(legacy)
         return count
+
+    def online_names(self) -> list[OnlineName]:
+        """Every name online, by key."""
+        return [entry for _key, entry in sorted(self._names.items())]
 
     # --- channels -------------------------------------------------------------------
 

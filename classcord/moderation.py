@@ -403,6 +403,16 @@ class ModerationState:
         return self._clock()
 
     @property
+    def posting_restricted(self) -> bool:
+        """Any mute, silence or slow mode: only then must a post be checked."""
+        return self._post_rules
+
+    @property
+    def private_restricted(self) -> bool:
+        """Any mute or private lock: only then must a private message be checked."""
+        return self._private_rules
+
+    @property
     def active(self) -> bool:
         """Any rule in force (bans aside, which only matter at login)."""
         return self._post_rules or self._private_rules
@@ -869,18 +879,18 @@ class LogEntry:
     def as_json(self, tz: tzinfo | None = None) -> dict[str, Any]:
         """For ``admin modlog --json``: ISO times, None for no end."""
         return {
-            "time": _iso(self.time, tz),
+            "time": iso_time(self.time, tz),
             "actor": self.actor,
             "action": self.action.value,
             "target": self.target,
-            "until": None if self.until is None else _iso(self.until, tz),
+            "until": None if self.until is None else iso_time(self.until, tz),
             "reason": self.reason,
             "channel": self.channel,
             "detail": self.detail,
         }
 
 
-def _iso(when: float, tz: tzinfo | None) -> str:
+def iso_time(when: float, tz: tzinfo | None) -> str:
     return datetime.fromtimestamp(when, tz).isoformat(timespec="seconds")
 
 
@@ -917,7 +927,7 @@ reason="bavardages" channel=- detail=-
 
     Fields are always all present, in this order; ``-`` is empty (``until=-``: no
     end). The logger adds the time of the action."""
-    until = "-" if entry.until is None else _iso(entry.until, tz)
+    until = "-" if entry.until is None else iso_time(entry.until, tz)
     fields = (
         ("actor", log_value(entry.actor, max_chars)),
         ("action", entry.action.value),

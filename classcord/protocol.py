@@ -28,7 +28,7 @@ STATUS_VALUES: Final = ("online", "away", "dnd", "invisible")
 # "Invisible" choices.
 STATUS_ALIASES: Final = {"do not disturb": "dnd", "offline": "invisible"}
 DEFAULT_CHANNEL: Final = "#general"
-FEATURES: Final = ("system", "history_on_join", "typing")
+FEATURES: Final = ("system", "history_on_join", "typing", "moderation")
 # A global message "/join #x" or "/leave #x" typed in an old client is that command.
 SLASH_COMMAND: Final = re.compile(r"^/(join|leave)\s+(\S+)\s*$")
 
@@ -214,6 +214,14 @@ class Typing:
 
 
 @dataclass(frozen=True, slots=True)
+class Moderate:
+    """A moderation command as a request (``{"type":"moderate","command":"mute Léa
+    10m"}``): the same words as typed in a chat, the slash optional."""
+
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     type_name: str
 
@@ -232,6 +240,7 @@ Request = (
     | ChannelHistory
     | PrivateHistory
     | Typing
+    | Moderate
     | Unknown
 )
 
@@ -375,6 +384,9 @@ REQUEST_TYPES: Final[tuple[RequestType, ...]] = (
             _optional_text(obj, "channel", kind), _optional_text(obj, "to", kind)
         ),
         (Typing,),
+    ),
+    RequestType(
+        ("moderate",), lambda obj, kind: Moderate(_text(obj, "command", kind)), (Moderate,)
     ),
 )
 

@@ -29,6 +29,7 @@ from classcord.driver import RequestDriver
 from classcord.errors import SettingsError
 from classcord.history import History
 from classcord.hub import Hub
+from classcord.moderation_service import ModerationService
 from classcord.protocol import LineFramer, encode, error_reply
 from classcord.session import Session
 from classcord.storage import StorageWorker
@@ -72,7 +73,7 @@ class Connection(asyncio.Protocol):
         self._address = "?"
         self.transport: asyncio.Transport | None = None
         settings = server.settings
-        self.session = Session(self, server.hub, server.accounts, settings)
+        self.session = Session(self, server.hub, server.accounts, settings, server.moderation)
         self.driver = RequestDriver(
             self.session,
             self,
@@ -339,6 +340,7 @@ class ClassCordServer:
         accounts: Accounts,
         history: History,
         hub: Hub,
+        moderation: ModerationService,
         tls: TlsEndpoint | None = None,
     ) -> None:
         self.settings = settings
@@ -346,6 +348,7 @@ class ClassCordServer:
         self.accounts = accounts
         self.history = history
         self.hub = hub
+        self.moderation = moderation
         self.connections: set[Connection] = set()
         self.per_address: Counter[str] = Counter()
         self.writer: WriteScheduler
@@ -365,6 +368,7 @@ class ClassCordServer:
         loop = asyncio.get_running_loop()
         self.writer = WriteScheduler(loop)
         await self.accounts.load()
+        await self.moderation.load()
         await self._prune()
         limit = raise_open_file_limit()
         if limit < self.settings.max_connections + 64:
@@ -399,6 +403,7 @@ class ClassCordServer:
             loop.create_task(self._prune_forever()),
             loop.create_task(self._sample_rates_forever()),
             loop.create_task(self._close_silent_forever()),
+            loop.create_task(self.moderation.expire_forever()),
         ]
         log.info(
             "listening on %s:%d%s (database %s, %d accounts)",

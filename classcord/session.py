@@ -45,6 +45,8 @@ from classcord.config import Settings
 from classcord.errors import AbuseError, ClientError, InternalError, RecipientUnavailable
 from classcord.hub import Hub
 from classcord.identity import is_reserved_name, name_problem
+from classcord.moderation import Role
+from classcord.moderation_service import ModerationService
 from classcord.protocol import (
     DEFAULT_CHANNEL,
     FEATURES,
@@ -59,6 +61,7 @@ from classcord.protocol import (
     ListChannels,
     ListUsers,
     Login,
+    Moderate,
     Ping,
     PrivateHistory,
     Register,
@@ -158,6 +161,7 @@ class Session:
         hub: Hub,
         accounts: Accounts,
         settings: Settings,
+        moderation: ModerationService,
         clock: Callable[[], float] = time.monotonic,
         timestamp: Callable[[], str] = now_timestamp,
     ) -> None:
@@ -165,6 +169,8 @@ class Session:
         self.hub = hub
         self.accounts = accounts
         self.settings = settings
+        self.moderation = moderation
+        self.role = Role.STUDENT  # an account's, from moderation; guests stay students
         self._state = State.ANONYMOUS
         self._name = ""
         self.channels: set[str] = set()
@@ -231,8 +237,10 @@ class Session:
             if account is None:
                 raise InternalError(f"logged in as {name!r} with no account id")
             self._token = account_token(account)
+            self.role = self.moderation.role_of(name)
         else:
             self._token = GUEST_TOKEN_PREFIX + secrets.token_hex(12)
+            self.role = Role.STUDENT
         self._name = self.hub.enter(self, name, guest=self._state is State.GUEST)
 
     # output
@@ -425,6 +433,11 @@ class Session:
             )
             if self._state is State.CLOSING:
                 return
+            banned = None
+            if outcome is LoginOutcome.OK:
+                banned = self.moderation.ban_of_account(request.username)
+                if banned is not None:
+                    outcome = LoginOutcome.BANNED
             if outcome is not LoginOutcome.OK:
                 # One fixed format, matched by the shipped fail2ban filter. A login
                 # refused unhashed because the hashers are busy is no guess at a
@@ -438,7 +451,11 @@ class Session:
                     self.peer.conn_id,
                     outcome.value,
                 )
-                self.error(texts.LOGIN_FAILED)
+                refusal = error_reply(texts.LOGIN_FAILED)
+                if banned is not None and self.said_hello:
+                    # The text stays the contract's; an opted-in client learns why.
+                    refusal.update(reason="banned", detail=banned)
+                self.reply(refusal)
                 return
             log.info(
                 "login: user=%s addr=%s conn=%d",
@@ -472,7 +489,12 @@ class Session:
         limit = self.settings.max_content_chars
         if len(content) > limit:
             raise ClientError(texts.CONTENT_TOO_LONG.format(length=len(content), limit=limit))
+        moderation = self.moderation
         if request.private_to is not None:
+            if moderation.state.private_restricted and moderation.refuse_private(
+                self, request.private_to
+            ):
+                return None
             try:
                 self.hub.send_private(self, request.private_to, content)
             except RecipientUnavailable as exc:
@@ -493,6 +515,11 @@ class Session:
                 loggable(request.private_to),
             )
             return None
+        first = content[:1]
+        if first == "/" or first.isspace():
+            found = moderation.command_in(self, content)
+            if found is not None:
+                return moderation.answer_in_chat(self, found)
         command = SLASH_COMMAND.match(content)
         if command is not None and request.channel is None:
             verb, channel = command.groups()
@@ -501,6 +528,8 @@ class Session:
             self.hub.leave_channel(self, channel, slash_command=True)
             return None
         channel = request.channel or DEFAULT_CHANNEL
+        if moderation.state.posting_restricted and moderation.refuse_post(self, channel):
+            return None
         self.hub.send_channel(self, channel, content)
         log.debug(
             "message: conn=%d from=%s channel=%s", self.peer.conn_id, self._name, loggable(channel)
@@ -533,6 +562,7 @@ class Session:
             "available": list(FEATURES),
             "server": f"classcord/{__version__}",
             "default_channel": DEFAULT_CHANNEL,
+            "role": self.role.value,
             "limits": {
                 "max_line_bytes": settings.max_line_bytes,
                 "max_content_chars": settings.max_content_chars,
@@ -566,6 +596,19 @@ class Session:
         # A guest's conversations end with the guest: they belong to no account.
         raise ClientError(texts.HISTORY_PRIVATE_NEEDS_LOGIN)
 
+    def on_moderate(self, request: Moderate) -> Pending:
+        return self._moderate(request.command)
+
+    async def _moderate(self, command: str) -> None:
+        result = await self.moderation.run_text(self, command)
+        self.reply(
+            {
+                "type": "moderate",
+                "status": "ok" if result.ok else "refused",
+                "lines": result.everything(),
+            }
+        )
+
     def on_typing(self, request: Typing) -> None:
         self.hub.relay_typing(self, request)
 
@@ -594,6 +637,7 @@ HANDLERS: Final[dict[type, tuple[Handler | None, Handler | None, Handler | None]
     ChannelHistory: (None, Session.on_channel_history, Session.on_channel_history),
     PrivateHistory: (None, Session.refuse_private_history, Session.on_private_history),
     Typing: (None, Session.on_typing, Session.on_typing),
+    Moderate: (None, Session.on_moderate, Session.on_moderate),
     Unknown: (Session.on_unknown, Session.on_unknown, Session.on_unknown),
 }
 

@@ -34,7 +34,7 @@ from classcord.errors import DataFolderBusy, StorageError
 
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 # What SQLite or the binding refuse about one record (a lone surrogate is a
 # UnicodeEncodeError, a ValueError): the record is at fault, not the disk.
 DATA_ERRORS: Final = (
@@ -80,6 +80,35 @@ _MIGRATIONS: Final[dict[int, str]] = {
         written_at REAL NOT NULL
     );
     """,
+    # Moderation (issue 12): roles, the rules in force (moderation.RuleRow) and the
+    # moderation log (moderation.LogEntry). users.banned is kept but no longer read:
+    # migration 3 turns each banned account into a ban rule.
+    3: """
+    ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'student';
+    CREATE TABLE moderation_rules (
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        name TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        until REAL,
+        value INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        since REAL NOT NULL
+    );
+    CREATE TABLE moderation_log (
+        id INTEGER PRIMARY KEY,
+        time REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        until REAL,
+        reason TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX moderation_log_by_time ON moderation_log (time);
+    """,
 }
 
 
@@ -104,8 +133,21 @@ def _rekey_private_conversations(db: sqlite3.Connection) -> None:
         )
 
 
+def _bans_to_rules(db: sqlite3.Connection) -> None:
+    """Migration 3: an account banned from the admin socket keeps its ban, now a
+    moderation rule without an end (the moderation log starts with this state)."""
+    rows = db.execute("SELECT name, name_key, created_at FROM users WHERE banned = 1").fetchall()
+    for name, key, created_at in rows:
+        db.execute(
+            "INSERT INTO moderation_rules VALUES ('ban', ?, ?, '', NULL, 0, '', 'admin', ?)",
+            (key, name, created_at),
+        )
+    db.execute("UPDATE users SET banned = 0")
+
+
 _PYTHON_MIGRATIONS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {
     2: _rekey_private_conversations,
+    3: _bans_to_rules,
 }
 
 
@@ -113,7 +155,6 @@ _PYTHON_MIGRATIONS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {
 class UserRecord:
     name: str
     password_hash: str
-    banned: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,9 +411,9 @@ class Storage:
 
     def get_user(self, name: str) -> UserRecord | None:
         row = self._db.execute(
-            "SELECT name, password_hash, banned FROM users WHERE name = ?", (name,)
+            "SELECT name, password_hash FROM users WHERE name = ?", (name,)
         ).fetchone()
-        return None if row is None else UserRecord(row[0], row[1], bool(row[2]))
+        return None if row is None else UserRecord(row[0], row[1])
 
     def add_user(self, name: str, name_key: str, password_hash: str) -> int | None:
         """Insert and commit; the new account's id, None when the name exists."""
@@ -393,13 +434,50 @@ class Storage:
                 "UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name)
             )
 
-    def set_banned(self, name_key: str, banned: bool) -> bool:
-        """By the name's key: a ban needs no exact spelling (nor does an unban)."""
+    def user_roles(self) -> list[tuple[str, str]]:
+        """(name_key, role) of every account that is not a student."""
+        return list(self._db.execute("SELECT name_key, role FROM users WHERE role != 'student'"))
+
+    def set_role(self, name_key: str, role: str) -> str | None:
+        """By the name's key; the account's name as registered, None for no account."""
+        # No RETURNING: SQLite before 3.35 (Ubuntu 20.04) lacks it.
         with self._transaction():
-            cursor = self._db.execute(
-                "UPDATE users SET banned = ? WHERE name_key = ?", (int(banned), name_key)
+            row = self._db.execute(
+                "SELECT name FROM users WHERE name_key = ?", (name_key,)
+            ).fetchone()
+            self._db.execute("UPDATE users SET role = ? WHERE name_key = ?", (role, name_key))
+        return None if row is None else str(row[0])
+
+    # moderation
+
+    def moderation_rules(self) -> list[tuple[Any, ...]]:
+        return list(self._db.execute("SELECT * FROM moderation_rules"))
+
+    def save_moderation(
+        self, rules: Iterable[tuple[Any, ...]] | None, entries: Iterable[tuple[Any, ...]]
+    ) -> None:
+        """The rules in force (all of them, replacing the saved ones; None: unchanged)
+        and new log entries, in ONE transaction."""
+        with self._transaction():
+            if rules is not None:
+                self._db.execute("DELETE FROM moderation_rules")
+                self._db.executemany(
+                    "INSERT INTO moderation_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rules
+                )
+            self._db.executemany(
+                "INSERT INTO moderation_log (time, actor, action, target, until, reason,"
+                " channel, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                entries,
             )
-        return cursor.rowcount > 0
+
+    def moderation_log(self, since: float | None, limit: int) -> list[tuple[Any, ...]]:
+        """The latest ``limit`` entries (from ``since`` on), oldest first."""
+        rows = self._db.execute(
+            "SELECT time, actor, action, target, until, reason, channel, detail"
+            " FROM moderation_log WHERE time >= ? ORDER BY id DESC LIMIT ?",
+            (-1.0 if since is None else since, limit),
+        ).fetchall()
+        return rows[::-1]
 
     def refresh_name_keys(self, key: Callable[[str], str]) -> list[tuple[str, str]]:
         """Store each account's key under the current identity rule. An account whose
@@ -476,6 +554,18 @@ class Storage:
         ).fetchall()
         return [MessageRecord(*row) for row in reversed(rows)]
 
+    def delete_latest(self, sender: str, count: int) -> list[tuple[str, str]]:
+        """Remove the latest ``count`` channel messages of ``sender`` (private ones
+        stay); returns (timestamp, channel) of each, oldest first."""
+        with self._transaction():
+            rows = self._db.execute(
+                "SELECT id, timestamp, channel FROM messages WHERE sender = ?"
+                " AND channel IS NOT NULL ORDER BY id DESC LIMIT ?",
+                (sender, count),
+            ).fetchall()
+            self._db.executemany("DELETE FROM messages WHERE id = ?", [(r[0],) for r in rows])
+        return [(str(ts), str(channel)) for _, ts, channel in reversed(rows)]
+
     def count_messages(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM messages").fetchone()[0])
 
@@ -488,12 +578,19 @@ class Storage:
                 deleted += self._db.execute(
                     "DELETE FROM messages WHERE created_at < ?", (cutoff,)
                 ).rowcount
+                # The moderation log is kept as long as what it is about.
+                self._db.execute("DELETE FROM moderation_log WHERE time < ?", (cutoff,))
             if max_messages:
                 deleted += self._db.execute(
                     "DELETE FROM messages WHERE id <= (SELECT id FROM messages"
                     " ORDER BY id DESC LIMIT 1 OFFSET ?)",
                     (max_messages,),
                 ).rowcount
+                self._db.execute(
+                    "DELETE FROM moderation_log WHERE id <= (SELECT id FROM moderation_log"
+                    " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (max_messages,),
+                )
         return deleted
 
     # maintenance

@@ -221,10 +221,14 @@ async def test_admin_socket_is_owner_only_and_answers_commands(server: ClassCord
     assert "messages_per_second" in stats
     assert (await call("channels"))["result"] == [{"channel": "#general", "members": ["alice"]}]
     assert (await call("kick", "nobody"))["ok"] is False
-    assert (await call("kick", "alice", "spam"))["result"] == {"closed": 1}
-    notice = await alice.recv_type("message")
-    assert notice["content"] == texts.KICKED.format(reason=" : spam")
-    assert await alice.closed()
+    kicked = (await call("kick", "alice", "spam"))["result"]
+    assert kicked == {"closed": 1, "done": [texts.MOD_ANNOUNCE_KICKED.format(name="alice")]}
+    lines = await alice.lines_until_closed()
+    assert lines is not None
+    assert [(m.get("to"), m["content"]) for m in lines if m["type"] == "message"] == [
+        (None, texts.MOD_ANNOUNCE_KICKED.format(name="alice")),
+        ("alice", texts.MOD_YOU_KICKED.format(reason=" (raison : spam)")),
+    ]
     await alice.close()
     assert (await call("ban", "alice"))["result"]["banned"] is True
     again = await LineClient.connect(server.port)

@@ -8,6 +8,7 @@ from pathlib import Path
 from classcord.storage import (
     _MIGRATIONS,
     ORPHAN_PREFIX,
+    SCHEMA_VERSION,
     Storage,
     account_token,
     private_conversation,
@@ -48,7 +49,7 @@ def test_migration_2_rekeys_private_history_by_account_id(tmp_path: Path) -> Non
     storage = Storage(path)
     try:
         (version,) = storage._db.execute("PRAGMA user_version").fetchone()
-        assert version == 2
+        assert version == SCHEMA_VERSION
         keys = dict(storage._db.execute("SELECT content, conversation FROM messages").fetchall())
     finally:
         storage.close()
@@ -63,7 +64,7 @@ def test_migration_2_rekeys_private_history_by_account_id(tmp_path: Path) -> Non
 def test_a_new_database_is_created_at_the_current_schema(tmp_path: Path) -> None:
     storage = Storage(tmp_path / "data" / "classcord.db")
     try:
-        assert storage._db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert storage._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         storage.write_probe(1.0)
     finally:
         storage.close()

@@ -138,6 +138,7 @@ def test_no_limit_is_left_as_a_module_constant() -> None:
         ("server.py", "RATE_SAMPLES_KEPT"),
         ("storage.py", "SCHEMA_VERSION"),
         ("cli.py", "EXIT_USAGE"),  # the exit code of a usage mistake
+        ("moderation_service.py", "EXPIRY_CHECK_SECONDS"),  # a wake-up, not a limit
     }
     core = [p for p in PACKAGE.glob("*.py")]
     found = set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from classcord.config import Settings
 from classcord.driver import RequestDriver
 from classcord.history import History
 from classcord.hub import Hub
+from classcord.moderation_service import ModerationService
 from classcord.protocol import LineFramer
 from classcord.session import Session
 from classcord.storage import Storage, StorageWorker
@@ -84,6 +86,17 @@ class Harness:
         self.accounts = Accounts(self.settings, self.storage, clock=self.clock)
         self.history = History(self.storage)
         self.hub = Hub(self.settings, self.accounts, self.history, timestamp=self.timestamp)
+        # Its own clock (Unix seconds, moved by the tests), as ModerationState expects.
+        self.wall_now = 1_800_000_000.0
+        self.moderation = ModerationService(
+            self.settings,
+            self.hub,
+            self.accounts,
+            self.history,
+            self.storage,
+            clock=lambda: self.wall_now,
+            tz=UTC,
+        )
         self.drivers: dict[Session, RequestDriver] = {}
 
     def clock(self) -> float:
@@ -96,7 +109,13 @@ class Harness:
     def connect(self, address: str = "10.0.2.2") -> tuple[Session, RecordingPeer]:
         peer = RecordingPeer(address)
         session = Session(
-            peer, self.hub, self.accounts, self.settings, clock=self.clock, timestamp=self.timestamp
+            peer,
+            self.hub,
+            self.accounts,
+            self.settings,
+            self.moderation,
+            clock=self.clock,
+            timestamp=self.timestamp,
         )
         framer = LineFramer(self.settings.max_line_bytes, self.settings.abuse_line_bytes)
         self.drivers[session] = RequestDriver(session, peer, framer)
