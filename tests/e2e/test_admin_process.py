@@ -17,7 +17,7 @@ def test_admin_command_line(
     assert admin_client.run(admin_args(data_dir, "stats")) == 0
     assert "connections: 0" in capsys.readouterr().out
     assert admin_client.run(admin_args(data_dir, "kick", "ghost")) == 1
-    assert "ghost is not online" in capsys.readouterr().err
+    assert "Personne ne s'appelle ghost" in capsys.readouterr().err
     assert admin_client.run(admin_args(data_dir / "elsewhere", "who")) == 1
     assert "cannot reach the server" in capsys.readouterr().err
 

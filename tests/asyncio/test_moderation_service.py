@@ -1,0 +1,373 @@
+"""Ring 2: the classroom controls through real sessions, hub, accounts and storage.
+
+Time is the harness's injected wall clock (``wall_now``): expiry is tested by moving
+it and calling ``tick``, never by sleeping."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from classcord import texts
+from classcord.moderation import Role
+from classcord.session import Session
+from tests.support.harness import Harness, RecordingPeer
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    h = Harness(tmp_path)
+    yield h
+    await h.close()
+
+
+def messages(peer: RecordingPeer) -> list[tuple[str, str | None, str]]:
+    """(from, to, content) of every chat line sent since the last call."""
+    return [(m["from"], m.get("to"), m["content"]) for m in peer.take() if m["type"] == "message"]
+
+
+async def say(h: Harness, session: Session, content: str, **fields: Any) -> None:
+    await h.send(session, {"type": "message", "subtype": "global", "content": content, **fields})
+
+
+async def private(h: Harness, session: Session, to: str, content: str) -> None:
+    await h.send(session, {"type": "message", "subtype": "private", "to": to, "content": content})
+
+
+async def classroom(h: Harness) -> dict[str, tuple[Session, RecordingPeer]]:
+    """A teacher, a moderator and two students, logged in; every buffer emptied."""
+    people = {name: await h.user(name) for name in ("prof", "modo", "lea", "tom")}
+    assert (await h.moderation.admin_set_role("prof", Role.TEACHER)).ok
+    assert (await h.moderation.admin_set_role("modo", Role.MODERATOR)).ok
+    for _, peer in people.values():
+        peer.take()
+    return people
+
+
+def private_notice(name: str, text: str) -> tuple[str, str | None, str]:
+    return (texts.SERVER_NAME, name, text)
+
+
+async def test_a_student_cannot_use_a_command_whatever_the_spelling(harness: Harness) -> None:
+    people = await classroom(harness)
+    lea, lea_peer = people["lea"]
+    for typed in ("/mute tom", "/MUTE tom", "/ｍｕｔｅ tom", "  /mute tom 10m", "/ban tom"):
+        await say(harness, lea, typed)
+        verb = "ban" if "ban" in typed else "mute"
+        assert messages(lea_peer) == [
+            private_notice("lea", texts.MOD_RESERVED.format(verb=verb))
+        ], typed
+    guest, guest_peer = harness.connect()
+    await say(harness, guest, "/silence", **{"from": "prof"})
+    assert messages(guest_peer) == [
+        private_notice(guest.name, texts.MOD_RESERVED.format(verb="silence"))
+    ]
+    assert guest.role is Role.STUDENT
+    assert guest.name != "prof"
+    # Nothing was broadcast, and no rule exists.
+    assert messages(people["tom"][1]) == []
+    assert not harness.moderation.state.active
+
+
+async def test_a_moderator_cannot_act_on_a_teacher_nor_ban(harness: Harness) -> None:
+    people = await classroom(harness)
+    modo, modo_peer = people["modo"]
+    await say(harness, modo, "/mute prof 10m")
+    refusal = texts.MOD_NOT_ON_TARGET.format(name="prof", role="professeur")
+    assert messages(modo_peer) == [private_notice("modo", refusal)]
+    await say(harness, modo, "/ban tom")
+    assert messages(modo_peer) == [
+        private_notice("modo", texts.MOD_TEACHER_ONLY.format(verb="ban"))
+    ]
+    await say(harness, modo, "/role tom moderator")
+    assert messages(modo_peer) == [
+        private_notice("modo", texts.MOD_TEACHER_ONLY.format(verb="role"))
+    ]
+    assert harness.moderation.state.mute_of("prof") is None
+
+
+async def test_a_typo_gets_the_usage_line_and_is_never_broadcast(harness: Harness) -> None:
+    people = await classroom(harness)
+    prof, prof_peer = people["prof"]
+    await say(harness, prof, "/mute")
+    (notice,) = messages(prof_peer)
+    assert notice[:2] == (texts.SERVER_NAME, "prof")
+    assert texts.MOD_USAGE_MUTE in notice[2]
+    await say(harness, prof, "/mutee tom")
+    (notice,) = messages(prof_peer)
+    assert texts.MOD_UNKNOWN_COMMAND.format(verb="mutee") in notice[2]
+    assert messages(people["lea"][1]) == []
+
+
+async def test_a_timed_mute_blocks_posts_not_reading_and_expires(harness: Harness) -> None:
+    people = await classroom(harness)
+    prof, _ = people["prof"]
+    lea, lea_peer = people["lea"]
+    tom, tom_peer = people["tom"]
+    await say(harness, prof, "/mute lea 10m bavardages")
+    assert (texts.SERVER_NAME, None, "lea est en sourdine jusqu'à 08:10.") in messages(tom_peer)
+    assert private_notice(
+        "lea",
+        "Vous êtes en sourdine jusqu'à 08:10 (raison : bavardages). Vous pouvez"
+        " toujours lire le chat.",
+    ) in messages(lea_peer)
+    await say(harness, lea, "coucou")
+    assert messages(tom_peer) == []  # nothing broadcast
+    assert messages(lea_peer) == [
+        private_notice("lea", texts.MOD_MUTED_POST.format(until=" jusqu'à 08:10"))
+    ]
+    await say(harness, tom, "je parle")  # the others still can, and lea still reads
+    assert messages(lea_peer) == [("tom", None, "je parle")]
+    await private(harness, lea, "prof", "pardon")  # the teacher can still be reached
+    assert messages(people["prof"][1])[-1] == ("lea", "prof", "pardon")
+    await private(harness, lea, "tom", "psst")
+    assert messages(tom_peer) == []
+    assert messages(lea_peer) == [
+        private_notice("lea", texts.MOD_MUTED_PRIVATE.format(until=" jusqu'à 08:10"))
+    ]
+    harness.wall_now += 9 * 60
+    assert await harness.moderation.tick() == 0
+    harness.wall_now += 61
+    assert await harness.moderation.tick() == 1
+    assert (texts.SERVER_NAME, None, "lea n'est plus en sourdine.") in messages(tom_peer)
+    await say(harness, lea, "merci")
+    assert messages(tom_peer) == [("lea", None, "merci")]
+
+
+async def test_silence_lets_staff_speak_and_ends_on_command(harness: Harness) -> None:
+    people = await classroom(harness)
+    prof, _ = people["prof"]
+    modo, _ = people["modo"]
+    lea, lea_peer = people["lea"]
+    await say(harness, prof, "/silence")
+    lea_peer.take()
+    await say(harness, lea, "hé")
+    assert messages(lea_peer) == [
+        private_notice("lea", texts.MOD_SILENCE_POST.format(where="", until=""))
+    ]
+    await say(harness, modo, "silence s'il vous plaît")
+    assert messages(lea_peer) == [("modo", None, "silence s'il vous plaît")]
+    await say(harness, prof, "/silence off")
+    assert messages(lea_peer) == [
+        (texts.SERVER_NAME, None, texts.MOD_ANNOUNCE_SILENCE_OFF.format(where=""))
+    ]
+    await say(harness, lea, "enfin")
+    assert ("lea", None, "enfin") in messages(people["tom"][1])
+
+
+async def test_silence_of_one_channel_leaves_the_others_open(harness: Harness) -> None:
+    people = await classroom(harness)
+    prof, _ = people["prof"]
+    lea, lea_peer = people["lea"]
+    for name in ("prof", "lea", "tom"):
+        await harness.send(people[name][0], {"type": "join_channel", "channel": "#dev"})
+    await say(harness, prof, "/silence #dev")
+    lea_peer.take()
+    await say(harness, lea, "dans dev", channel="#dev")
+    assert messages(lea_peer) == [
+        private_notice("lea", texts.MOD_SILENCE_POST.format(where=" dans #dev", until=""))
+    ]
+    await say(harness, lea, "dans general")
+    assert ("lea", None, "dans general") in messages(people["tom"][1])
+
+
+async def test_slow_mode_tells_the_seconds_left(harness: Harness) -> None:
+    people = await classroom(harness)
+    prof, _ = people["prof"]
+    lea, lea_peer = people["lea"]
+    tom_peer = people["tom"][1]
+    await say(harness, prof, "/slow 30")
+    messages(tom_peer)
+    await say(harness, lea, "un")
+    harness.wall_now += 10
+    await say(harness, lea, "deux")
+    assert messages(tom_peer) == [("lea", None, "un")]
+    assert messages(lea_peer)[-1] == private_notice(
+        "lea", texts.MOD_SLOW_POST.format(where="", seconds=20)
+    )
+    harness.wall_now += 20
+    await say(harness, lea, "trois")
+    assert messages(tom_peer) == [("lea", None, "trois")]
+    await say(harness, prof, "/slow off")
+    await say(harness, lea, "quatre")
+    assert ("lea", None, "quatre") in messages(tom_peer)
+
+
+async def test_private_lock_spares_messages_to_and_from_staff(harness: Harness) -> None:
+    people = await classroom(harness)
+    prof, _ = people["prof"]
+    lea, lea_peer = people["lea"]
+    _tom, tom_peer = people["tom"]
+    await say(harness, prof, "/private off")
+    messages(lea_peer)
+    messages(tom_peer)
+    await private(harness, lea, "tom", "psst")
+    assert messages(tom_peer) == []
+    assert messages(lea_peer) == [private_notice("lea", texts.MOD_PRIVATE_OFF)]
+    await private(harness, lea, "modo", "aide")
+    assert messages(people["modo"][1])[-1] == ("lea", "modo", "aide")
+    await private(harness, prof, "tom", "viens")
+    assert messages(tom_peer) == [("prof", "tom", "viens")]
+    await say(harness, prof, "/private on")
+    await private(harness, lea, "tom", "ok")
+    assert ("lea", "tom", "ok") in messages(tom_peer)
+
+
+async def test_delete_removes_from_history_and_tells_opted_in_clients(harness: Harness) -> None:
+    people = await classroom(harness)
+    prof, _ = people["prof"]
+    lea, _ = people["lea"]
+    watcher, watcher_peer = await harness.user("watcher")
+    await harness.send(watcher, {"type": "hello", "features": ["moderation"]})
+    for word in ("un", "deux", "trois"):
+        await say(harness, lea, word)
+    watcher_peer.take()
+    await say(harness, prof, "/delete lea 2")
+    (event,) = [m for m in watcher_peer.take() if m["type"] == "moderation"]
+    assert event["event"] == "messages_removed"
+    assert event["user"] == "lea"
+    assert event["count"] == 2
+    assert event["actor"] == "prof"
+    assert [m["channel"] for m in event["messages"]] == ["#general", "#general"]
+    assert event["text"] == texts.MOD_ANNOUNCE_MESSAGES_REMOVED.format(name="lea", count=2)
+    await harness.send(watcher, {"type": "history"})
+    (history,) = [m for m in watcher_peer.take() if m["type"] == "history"]
+    assert [m["content"] for m in history["messages"]] == ["un"]
+    # A legacy client reads the same news as a message from Serveur.
+    assert (
+        texts.SERVER_NAME,
+        None,
+        texts.MOD_ANNOUNCE_MESSAGES_REMOVED.format(name="lea", count=2),
+    ) in messages(people["tom"][1])
+
+
+async def test_kick_and_timed_ban_by_account(harness: Harness) -> None:
+    people = await classroom(harness)
+    prof, prof_peer = people["prof"]
+    _tom, tom_peer = people["tom"]
+    await say(harness, prof, "/kick tom calme-toi")
+    assert tom_peer.closed_reason == "kick by prof"
+    assert private_notice("tom", texts.MOD_YOU_KICKED.format(reason=" (raison : calme-toi)")) in (
+        messages(tom_peer)
+    )
+    await say(harness, prof, "/ban tom 1h triche")
+    again, again_peer = harness.connect()
+    await harness.send(again, {"type": "login", "username": "tom", "password": "pw"})
+    assert again_peer.take() == [
+        {"type": "error", "message": texts.LOGIN_FAILED, "error": texts.LOGIN_FAILED}
+    ]
+    guest, _ = harness.connect()
+    await say(harness, guest, "", **{"from": "invite"})
+    await say(harness, prof, f"/ban {guest.name}")
+    assert messages(prof_peer)[-1] == private_notice(
+        "prof", texts.MOD_NO_ACCOUNT.format(name=guest.name)
+    )
+    harness.wall_now += 3601
+    assert await harness.moderation.tick() == 1
+    await harness.send(again, {"type": "login", "username": "tom", "password": "pw"})
+    assert again_peer.take()[0]["status"] == "ok"
+
+
+async def test_rules_roles_and_the_log_survive_a_restart(tmp_path: Path) -> None:
+    first = Harness(tmp_path)
+    people = await classroom(first)
+    prof, _ = people["prof"]
+    await say(first, prof, "/mute lea 1h")
+    await say(first, prof, "/slow 20 #dev")
+    await say(first, prof, "/private off tom")
+    await first.close()
+
+    second = Harness(tmp_path)
+    second.wall_now = first.wall_now + 60
+    try:
+        await second.accounts.load()
+        await second.moderation.load()
+        state = second.moderation.state
+        assert state.mute_of("LEA") is not None
+        assert state.slow_of("#dev") is not None
+        assert not state.private_allowed("tom")
+        assert second.moderation.role_of("prof") is Role.TEACHER
+        lea, lea_peer = await second_login(second, "lea")
+        await say(second, lea, "je suis revenue")
+        assert messages(lea_peer)[-1][2].startswith("Vous êtes en sourdine")
+        actions = [e.action.value for e in await second.moderation.log_entries(None, 100)]
+        assert actions == ["role", "role", "mute", "slow", "private_off"]
+        second.wall_now += 3600
+        assert await second.moderation.tick() == 1
+    finally:
+        await second.close()
+    db = sqlite3.connect(second.settings.database_path)
+    kinds = sorted(row[0] for row in db.execute("SELECT kind FROM moderation_rules"))
+    db.close()
+    assert kinds == ["private", "slow"]
+
+
+async def second_login(h: Harness, name: str) -> tuple[Session, RecordingPeer]:
+    session, peer = h.connect()
+    await h.send(session, {"type": "login", "username": name, "password": "pw"})
+    assert peer.take()[0]["status"] == "ok"
+    return session, peer
+
+
+async def test_each_action_is_one_log_line_a_filter_can_read(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    people = await classroom(harness)
+    caplog.set_level(logging.INFO, logger="classcord.moderation")
+    await say(harness, people["prof"][0], '/mute tom 10m "parle\nfort" actor=admin')
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "classcord.moderation"]
+    assert line.startswith("moderation: actor=prof action=mute target=tom until=")
+    assert "\n" not in line
+    assert line.count("actor=") == 1
+
+
+async def test_the_moderate_request_and_typed_events(harness: Harness) -> None:
+    people = await classroom(harness)
+    prof, prof_peer = people["prof"]
+    await harness.send(prof, {"type": "hello", "features": ["moderation"]})
+    (hello,) = prof_peer.take()
+    assert hello["role"] == "teacher"
+    assert "moderation" in hello["features"]
+    lea, lea_peer = people["lea"]
+    await harness.send(lea, {"type": "hello", "features": ["moderation"]})
+    lea_peer.take()
+    await harness.send(prof, {"type": "moderate", "command": "mute lea 5m"})
+    replies = prof_peer.take()
+    assert replies[-1]["type"] == "moderate"
+    assert replies[-1]["status"] == "ok"
+    told = lea_peer.take()
+    (muted,) = [m for m in told if m["type"] == "moderation"]  # the class's news, typed
+    assert muted["event"] == "muted"
+    assert muted["user"] == "lea"
+    assert muted["until"] is not None
+    assert told[-1]["to"] == "lea"  # and hers, in words
+    await say(harness, lea, "hé")
+    (refused,) = lea_peer.take()
+    assert refused["event"] == "refused"
+    assert refused["reason"] == "muted"
+    assert refused["until"] is not None
+    await harness.send(lea, {"type": "moderate", "command": "unmute lea"})
+    (reply,) = lea_peer.take()
+    assert reply == {
+        "type": "moderate",
+        "status": "refused",
+        "lines": [texts.MOD_RESERVED.format(verb="unmute")],
+    }
+    await harness.send(prof, {"type": "moderate", "command": "who"})
+    who = prof_peer.take()[-1]
+    assert any(line.startswith("lea (élève, online), en sourdine") for line in who["lines"])
+
+
+async def test_nobody_moderated_means_no_new_line_for_legacy_clients(harness: Harness) -> None:
+    lea, _ = await harness.user("lea")
+    _tom, tom_peer = await harness.user("tom")
+    tom_peer.take()
+    await say(harness, lea, "/join #dev")
+    await say(harness, lea, "/who")  # a student's /who is reserved, not broadcast
+    await say(harness, lea, "/shrug")  # not one of ours: an ordinary message
+    assert messages(tom_peer) == [("lea", None, "/shrug")]

@@ -1,0 +1,164 @@
+"""Ring 3: the classroom controls against the real ``python3 -m classcord`` process,
+typed as content by emulations of each legacy client family, and from the admin
+command line. Expiry is tested in ring 2 with an injected clock; here durations are
+long and only their survival across a restart is checked."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from classcord import admin_client, texts
+from tests.support.clients import LineClient
+from tests.support.process import ServerProcess
+
+# How each family writes a global message (PROTOCOL-COMPAT.md): A and C in the
+# Windows charset with CRLF, B with its own "from" and a timestamp, C without "from".
+FAMILIES: dict[str, dict[str, Any]] = {
+    "A": {"encoding": "cp1252", "ending": b"\r\n", "extra": {}},
+    "B": {"encoding": "utf-8", "ending": b"\n", "extra": {"timestamp": "2025-06-20T14:52:43"}},
+    "C": {"encoding": "cp1252", "ending": b"\r\n", "extra": {}},
+}
+
+
+def admin(data_dir: Path, command: str, *args: str) -> int:
+    parser = argparse.ArgumentParser()
+    admin_client.add_arguments(parser)
+    return admin_client.run(parser.parse_args([command, *args, "--data-dir", str(data_dir)]))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    running = ServerProcess(tmp_path_factory.mktemp("moderation") / "data").start()
+    yield running
+    running.terminate()
+
+
+async def typed(client: LineClient, family: str, user: str, content: str) -> None:
+    """A global message as that family writes it, bytes and all."""
+    style = FAMILIES[family]
+    message: dict[str, Any] = {"type": "message", "subtype": "global", "content": content}
+    if family == "B":
+        message["from"] = user
+    message.update(style["extra"])
+    raw = json.dumps(message, ensure_ascii=False).encode(style["encoding"]) + style["ending"]
+    await client.send_raw(raw)
+
+
+async def chat_lines(client: LineClient, count: int) -> list[tuple[str, str | None, str]]:
+    lines = []
+    while len(lines) < count:
+        line = await client.recv_type("message")
+        lines.append((line["from"], line.get("to"), line["content"]))
+    return lines
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+async def test_a_teacher_on_each_legacy_family_mutes_and_unmutes(
+    server: ServerProcess, family: str
+) -> None:
+    suffix = f"{family}{time.monotonic_ns() % 10**6}"
+    teacher, student, other = f"Prof{suffix}", f"Léa{suffix}", f"Tom{suffix}"
+    clients = {}
+    for name in (teacher, student, other):
+        clients[name] = await LineClient.connect(server.port)
+        await clients[name].sign_in(name)
+    assert await asyncio.to_thread(admin, server.data_path, "role", teacher, "teacher") == 0
+    for name in (teacher, student, other):
+        # The role's announcement reaches everyone, as a message from Serveur.
+        role_news = texts.MOD_ANNOUNCE_ROLE.format(name=teacher, role="professeur")
+        assert (texts.SERVER_NAME, None, role_news) in await chat_lines(
+            clients[name], 1 + (name == teacher)
+        )
+    if family == "C":
+        await clients[teacher].send({"type": "status", "state": "online"})
+    await typed(clients[teacher], family, teacher, f"/mute {student} 2h bavardages")
+    announced = await chat_lines(clients[other], 1)
+    assert announced[0][:2] == (texts.SERVER_NAME, None)
+    assert announced[0][2].startswith(f"{student} est en sourdine jusqu")
+    await chat_lines(clients[student], 2)  # the class's news and hers
+
+    await typed(clients[student], "B", student, "je parle quand même")
+    (notice,) = await chat_lines(clients[student], 1)
+    # Family B shows a private message only when ``to`` is its user: it is.
+    assert notice[:2] == (texts.SERVER_NAME, student)
+    assert notice[2].startswith("Vous êtes en sourdine jusqu")
+    await clients[other].expect_silence(0.3)  # nothing was broadcast
+
+    await typed(clients[teacher], family, teacher, f"/unmute {student}")
+    unmuted = texts.MOD_ANNOUNCE_UNMUTED.format(name=student)
+    assert (texts.SERVER_NAME, None, unmuted) in await chat_lines(clients[other], 1)
+    await chat_lines(clients[student], 2)
+    await typed(clients[student], "B", student, "merci")
+    assert await chat_lines(clients[other], 1) == [(student, None, "merci")]
+    for client in clients.values():
+        await client.close()
+
+
+async def test_a_student_command_is_never_broadcast(server: ServerProcess) -> None:
+    lea, tom = await LineClient.connect(server.port), await LineClient.connect(server.port)
+    await lea.sign_in("eleve1")
+    await tom.sign_in("eleve2")
+    await lea.recv_type("status")  # eleve1 saw eleve2 arrive; eleve2 reads nothing yet
+    await typed(lea, "B", "eleve1", "/ｍｕｔｅ eleve2")
+    (notice,) = await chat_lines(lea, 1)
+    assert notice == (texts.SERVER_NAME, "eleve1", texts.MOD_RESERVED.format(verb="mute"))
+    await tom.expect_silence(0.3)
+    await lea.close()
+    await tom.close()
+
+
+async def test_rules_and_the_log_survive_a_restart_and_admin_reads_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    running = ServerProcess(tmp_path / "data").start()
+    try:
+        prof, lea = await LineClient.connect(running.port), await LineClient.connect(running.port)
+        await prof.sign_in("prof")
+        await lea.sign_in("lea")
+        assert await asyncio.to_thread(admin, running.data_path, "role", "prof", "teacher") == 0
+        await typed(prof, "A", "prof", "/slow 30")
+        assert (
+            await asyncio.to_thread(admin, running.data_path, "mute", "lea", "1h", "trop", "fort")
+            == 0
+        )
+        assert "lea est en sourdine" in capsys.readouterr().out
+        assert running.wait_for_log("moderation: actor=admin action=mute target=lea until=")
+        await prof.close()
+        await lea.close()
+    finally:
+        assert running.terminate() == 0
+    again = ServerProcess(tmp_path / "data").start()
+    try:
+        lea = await LineClient.connect(again.port)
+        await lea.sign_in("lea")
+        await typed(lea, "B", "lea", "re")
+        (notice,) = await chat_lines(lea, 1)
+        assert notice[2].startswith("Vous êtes en sourdine jusqu")
+        capsys.readouterr()
+        assert (
+            await asyncio.to_thread(admin, again.data_path, "modlog", "--since", "1h", "--json")
+            == 0
+        )
+        reply = json.loads(capsys.readouterr().out)
+        rows = reply["result"]
+        assert [(r["actor"], r["action"], r["target"]) for r in rows] == [
+            ("admin", "role", "prof"),
+            ("prof", "slow", ""),
+            ("admin", "mute", "lea"),
+        ]
+        assert rows[2]["reason"] == "trop fort"
+        assert rows[2]["until"] is not None
+        assert await asyncio.to_thread(admin, again.data_path, "modlog") == 0
+        assert "action=mute target=lea" in capsys.readouterr().out
+        assert await asyncio.to_thread(admin, again.data_path, "unmute", "lea") == 0
+        await lea.close()
+    finally:
+        assert again.terminate() == 0
