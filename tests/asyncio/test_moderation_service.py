@@ -371,3 +371,22 @@ async def test_nobody_moderated_means_no_new_line_for_legacy_clients(harness: Ha
     await say(harness, lea, "/who")  # a student's /who is reserved, not broadcast
     await say(harness, lea, "/shrug")  # not one of ours: an ordinary message
     assert messages(tom_peer) == [("lea", None, "/shrug")]
+
+
+async def test_backup_keeps_the_log_and_retention_prunes_it(harness: Harness) -> None:
+    people = await classroom(harness)
+    await say(harness, people["prof"][0], "/mute lea 1h")
+    storage = harness.storage.storage
+    copy = harness.settings.data_path / "copy.db"
+    await harness.storage.call(storage.backup_to, copy)
+    db = sqlite3.connect(copy)
+    try:
+        actions = [row[0] for row in db.execute("SELECT action FROM moderation_log ORDER BY id")]
+        rules = [row[0] for row in db.execute("SELECT kind FROM moderation_rules")]
+    finally:
+        db.close()
+    assert actions == ["role", "role", "mute"]
+    assert rules == ["mute"]
+    # The log is kept as long as the history is: a year later it is gone.
+    await harness.storage.call(storage.prune, 365, 0, harness.wall_now + 366 * 86_400)
+    assert await harness.moderation.log_entries(None, 100) == []

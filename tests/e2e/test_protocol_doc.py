@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from classcord import protocol
+from classcord import admin_client, protocol
 from classcord.config import Settings
 from tests.support.clients import LineClient
 from tests.support.process import ServerProcess
@@ -35,6 +35,8 @@ TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}")
 CLOSE = "(closes the connection)"
 CLOSED = "(connection closed by the server)"
 STOP = "! the server is stopped"
+# "! admin role prof teacher": the operator runs ``python3 -m classcord admin ...``.
+ADMIN = "! admin "
 DEFAULT_LABEL = "you"
 REPLY_TIMEOUT = 5.0
 SILENCE = 0.3
@@ -96,7 +98,7 @@ def parse_steps(block: Block) -> list[Step]:
     for lineno, line in block.lines:
         if not line.strip() or line.startswith("#"):
             continue
-        if line == STOP:
+        if line == STOP or line.startswith(ADMIN):
             steps.append(Step(lineno, "", "!", line))
             continue
         match = STEP.match(line)
@@ -159,6 +161,12 @@ async def run_example(
     try:
         for step in parse_steps(block):
             where = f"PROTOCOL.md:{step.lineno}"
+            if step.arrow == "!" and step.body.startswith(ADMIN):
+                command, *args = step.body.removeprefix(ADMIN).split()
+                socket_path = server.data_path / "admin.sock"
+                reply = await asyncio.to_thread(admin_client.request, socket_path, command, args)
+                assert reply["ok"], f"{where}: {reply}"
+                continue
             if step.arrow == "!":
                 assert await asyncio.to_thread(server.terminate) == 0, where
                 continue
@@ -229,6 +237,7 @@ def test_the_guide_has_examples_of_every_request() -> None:
     assert known - sent == set(), "request types without an example"
     replies = {"register", "login", "error", "message", "status", "pong", "hello", "system"}
     replies |= {"join_channel", "leave_channel", "history", "typing", "guest"}
+    replies |= {"moderate", "moderation"}
     replies |= protocol.USERS_TYPES | protocol.CHANNELS_TYPES
     assert replies - received == set(), "reply types without an example"
     text = DOC.read_text(encoding="utf-8")

@@ -3,6 +3,7 @@ hardening, stop, restarts, upgrades and backups on the named volume."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -149,6 +150,15 @@ def test_chat_hardening_and_fast_stop(compose_project: ComposeProject) -> None:
     # The admin socket on the volume answers `docker compose exec`.
     stats = project("exec", "-T", "classcord", "python", "-m", "classcord", "admin", "stats")
     assert "accounts: 2" in stats.stdout
+    # The classroom controls in CONTAINERS.md's `exec` form, stored on the volume.
+    admin = ("exec", "-T", "classcord", "python", "-m", "classcord", "admin")
+    assert "maintenant professeur" in project(*admin, "role", "alice", "teacher").stdout
+    assert "en sourdine" in project(*admin, "mute", "bob", "10m", "bavardages").stdout
+    modlog = json.loads(project(*admin, "modlog", "--since", "2h", "--json").stdout)
+    assert [(r["action"], r["target"], r["reason"]) for r in modlog["result"]] == [
+        ("role", "alice", ""),
+        ("mute", "bob", "bavardages"),
+    ]
 
     # A crash is followed by a restart (restart: unless-stopped).
     # The exec may itself die with the container (exit 137): its status is not checked.
