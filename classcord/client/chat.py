@@ -54,7 +54,7 @@ from classcord.protocol import DEFAULT_CHANNEL, SLASH_COMMAND, STATUS_VALUES, na
 from classcord.texts import GUEST_NAME, LOGIN_FAILED
 
 # Extensions this client displays; it never shows typing, so it does not ask for it.
-FEATURES: Final = ("system", "history_on_join")
+FEATURES: Final = ("system", "history_on_join", "moderation")
 HELLO_TIMEOUT: Final = 3.0
 
 
@@ -177,6 +177,7 @@ class ChatClient:
             "users": self._users,
             "history": self._history,
             "help": self._help,
+            "moderate": self._moderate,
         }
         handler = handlers.get(command.name)
         if handler is None:
@@ -393,6 +394,20 @@ class ChatClient:
         if "channel" not in request and "with" not in request:
             request["channel"] = self.state.channel
         await self._link.request(request, {"history"})
+
+    async def _moderate(self, args: tuple[str, ...]) -> None:
+        """A classroom control (``/mute lea 10m``, or ``/mod who``): a ``moderate``
+        request to a server that said hello, the same words as a chat message to one
+        that did not (the server reads them there too)."""
+        (command,) = args
+        if not self._identified():
+            return
+        if "moderation" in self._features:
+            await self._link.send({"type": "moderate", "command": command})
+        else:
+            await self._link.send(
+                {"type": "message", "subtype": "global", "content": "/" + command}
+            )
 
     async def _help(self, args: tuple[str, ...]) -> None:
         for line in HELP.splitlines():

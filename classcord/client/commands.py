@@ -41,6 +41,13 @@ def _first_word(rest: str) -> tuple[str, str]:
     return word, remainder.lstrip()
 
 
+# The classroom controls: sent to the server as typed (PROTOCOL.md).
+MODERATION_VERBS: Final = frozenset(
+    {"mute", "unmute", "silence", "slow", "private", "delete", "kick", "ban", "unban"}
+    | {"announce", "modlog", "role", "aide"}
+)
+
+
 def parse_input(line: str) -> Command | None:
     """Parse one typed line; None for a blank one. Unknown commands parse too (as
     ``unknown``), so the caller can say so."""
@@ -64,6 +71,11 @@ def parse_input(line: str) -> Command | None:
         return Command(verb, args)
     if verb in {"status", "join", "leave", "history", "channels", "users", "help", "quit"}:
         return Command(verb, tuple(rest.split()))
+    if verb in MODERATION_VERBS:
+        return Command("moderate", (f"{verb} {rest}".strip(),))
+    if verb == "mod" and rest.strip():
+        # /mod who: the moderation /who (the client's own /who lists the users).
+        return Command("moderate", (rest.strip(),))
     return Command("unknown", (verb,))
 
 

@@ -129,6 +129,12 @@ def describe(
         return [_message_line(obj, me)]
     if kind == "system":
         return [notice_line(clock(obj.get("timestamp")), text_of(obj.get("content")))]
+    if kind == "moderation":  # a typed event carries the text people read
+        return [notice_line(clock(obj.get("timestamp")), text_of(obj.get("text")))]
+    if kind == "moderate":
+        lines = obj.get("lines")
+        shown = lines if isinstance(lines, list) else []
+        return [notice_line(clock(None), text_of(line)) for line in shown]
     if kind == "status":
         user = clean(text_of(obj.get("user")) or "?")
         state = text_of(obj.get("state"))

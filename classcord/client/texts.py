@@ -39,6 +39,10 @@ Commandes :
   /history [#SALON|NOM] [N]   les N derniers messages d'un salon ou d'une conversation privée
   /help                       cette aide
   /quit                       quitter
+Professeurs et modérateurs (voir /aide) : /mute NOM [DURÉE] [RAISON], /unmute NOM,
+  /silence, /slow SECONDES, /private off|on [NOM], /delete NOM [N], /kick NOM,
+  /ban NOM [DURÉE], /unban NOM, /announce TEXTE, /modlog [N], /role NOM RÔLE ;
+  /mod who : qui est en ligne, avec les rôles et les règles en cours
 Sans terminal (commandes lues dans un fichier ou un tube), le mot de passe suit le nom :
   /login NOM MOTDEPASSE"""
 USAGES: Final = {

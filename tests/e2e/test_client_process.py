@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from classcord import admin_client
 from tests.support.clients import LineClient
 from tests.support.process import ServerProcess, refused_port
 
@@ -67,6 +68,27 @@ async def test_end_of_input_quits_after_the_last_replies(running: ServerProcess)
     assert code == 0
     assert "*** Historique de #dev (1 message(s)) :" in out
     assert "#dev <zoé> café ☕" in out
+
+
+async def test_a_teacher_moderates_from_the_terminal_client(running: ServerProcess) -> None:
+    teacher, lea = await LineClient.connect(running.port), await LineClient.connect(running.port)
+    await teacher.account("prof")
+    await teacher.close()
+    await lea.account("lea")
+    socket_path = running.data_path / "admin.sock"
+    reply = await asyncio.to_thread(admin_client.request, socket_path, "role", ["prof", "teacher"])
+    assert reply["ok"], reply
+    script = b"/login prof secret\n/mute lea 10m bavardages\n/mod who\n/ban lea\n"
+    code, out, err = await run_client(running.port, script)
+    assert (code, err) == (0, "")
+    assert "*** lea est en sourdine jusqu" in out  # the typed event's text
+    assert "*** lea (élève, online), en sourdine jusqu" in out  # /mod who
+    assert "*** lea a été banni." in out
+    told = [(await lea.recv_type("message"))["content"] for _ in range(3)]
+    assert told[0] == "prof est maintenant professeur."
+    assert told[1].startswith("lea est en sourdine jusqu")
+    assert await lea.closed()  # banned: her connection is closed
+    await lea.close()
 
 
 async def test_raw_mode_end_to_end(running: ServerProcess) -> None:
