@@ -5,6 +5,7 @@ it and calling ``tick``, never by sleeping."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
@@ -390,3 +391,176 @@ async def test_backup_keeps_the_log_and_retention_prunes_it(harness: Harness) ->
     # The log is kept as long as the history is: a year later it is gone.
     await harness.storage.call(storage.prune, 365, 0, harness.wall_now + 366 * 86_400)
     assert await harness.moderation.log_entries(None, 100) == []
+
+
+# Each command as a ``moderate`` request and from the admin socket: (words, a text
+# that proves the effect, read by a student as a message from Serveur).
+EVERY_COMMAND = [
+    ("announce Pause", "Pause"),
+    ("mute lea 10m", "lea est en sourdine jusqu'à"),
+    ("unmute lea", texts.MOD_ANNOUNCE_UNMUTED.format(name="lea")),
+    ("silence 5m", "Silence jusqu'à"),
+    ("silence off", texts.MOD_ANNOUNCE_SILENCE_OFF.format(where="")),
+    ("slow 30 #general", texts.MOD_ANNOUNCE_SLOW_ON.format(where=" dans #general", seconds=30)),
+    ("slow off #general", texts.MOD_ANNOUNCE_SLOW_OFF.format(where=" dans #general")),
+    ("private off", texts.MOD_ANNOUNCE_PRIVATE_OFF),
+    ("private on", texts.MOD_ANNOUNCE_PRIVATE_ON),
+    ("delete tom", texts.MOD_ANNOUNCE_MESSAGE_REMOVED.format(name="tom")),
+    ("role lea moderator", texts.MOD_ANNOUNCE_ROLE.format(name="lea", role="modérateur")),
+    ("role lea student", texts.MOD_ANNOUNCE_ROLE.format(name="lea", role="élève")),
+    ("kick tom", texts.MOD_ANNOUNCE_KICKED.format(name="tom")),
+    ("ban tom 1h", "tom a été banni jusqu'à"),
+    ("unban tom", None),
+]
+
+
+async def test_every_command_as_a_moderate_request(harness: Harness) -> None:
+    people = await classroom(harness)
+    prof, prof_peer = people["prof"]
+    await harness.send(prof, {"type": "hello", "features": []})
+    prof_peer.take()
+    lea_peer = people["lea"][1]
+    await say(harness, people["tom"][0], "un message à retirer")
+    for words, proof in EVERY_COMMAND:
+        await harness.send(prof, {"type": "moderate", "command": words})
+        reply = [m for m in prof_peer.take() if m["type"] == "moderate"]
+        assert reply[0]["status"] == "ok", (words, reply)
+        if proof is not None:
+            assert any(
+                f == texts.SERVER_NAME and to is None and c.startswith(proof)
+                for f, to, c in messages(lea_peer)
+            ), words
+    assert [e.action.value for e in await harness.moderation.log_entries(None, 100)][2:] == [
+        "announce", "mute", "unmute", "silence", "unsilence", "slow", "unslow",
+        "private_off", "private_on", "delete", "role", "role", "kick", "ban", "unban",
+    ]  # fmt: skip
+    for word in ("modlog 3", "who", "aide"):
+        await harness.send(prof, {"type": "moderate", "command": word})
+        (reply,) = [m for m in prof_peer.take() if m["type"] == "moderate"]
+        assert reply["status"] == "ok"
+        assert reply["lines"], word
+
+
+async def test_every_command_from_the_admin_socket(tmp_path: Path) -> None:
+    from classcord import admin_client
+    from classcord.cli import start_server
+    from tests.conftest import make_settings
+    from tests.support.clients import LineClient
+
+    server = await start_server(make_settings(tmp_path / "data"))
+    try:
+        clients = {}
+        for name in ("lea", "tom", "zoe"):
+            clients[name] = await LineClient.connect(server.port)
+            await clients[name].account(name)
+        await clients["tom"].send({"type": "message", "content": "à retirer"})
+        path = server.settings.admin_socket_path
+        for words, proof in EVERY_COMMAND:
+            command, *args = words.split()
+            reply = await asyncio.to_thread(admin_client.request, path, command, args)
+            assert reply["ok"], (words, reply)
+            if proof is not None:
+                while True:
+                    line = await clients["zoe"].recv_type("message")
+                    if line["from"] == texts.SERVER_NAME and line["content"].startswith(proof):
+                        break
+        reply = await asyncio.to_thread(admin_client.request, path, "modlog", ["2"])
+        assert [row["action"] for row in reply["result"]] == ["ban", "unban"]
+        assert reply["result"][1]["actor"] == "admin"
+        for client in clients.values():
+            await client.close()
+    finally:
+        await server.shutdown()
+
+
+async def test_a_silence_expires_on_time_and_survives_a_restart(tmp_path: Path) -> None:
+    first = Harness(tmp_path)
+    people = await classroom(first)
+    await say(first, people["prof"][0], "/silence #general 30m")
+    await first.close()
+    second = Harness(tmp_path)
+    second.wall_now = first.wall_now + 29 * 60
+    try:
+        await second.accounts.load()
+        await second.moderation.load()
+        assert second.moderation.state.silence_of("#general") is not None
+        lea, lea_peer = await second_login(second, "lea")
+        tom, tom_peer = await second_login(second, "tom")
+        await say(second, lea, "je peux ?")
+        assert messages(lea_peer)[-1][2].startswith("Silence dans #general jusqu'à")
+        second.wall_now += 61
+        assert await second.moderation.tick() == 1
+        assert messages(tom_peer)[-1] == (
+            texts.SERVER_NAME,
+            None,
+            texts.MOD_ANNOUNCE_SILENCE_OFF.format(where=" dans #general"),
+        )
+        await say(second, lea, "merci")
+        assert messages(tom_peer) == [("lea", None, "merci")]
+        assert tom.role is Role.STUDENT
+    finally:
+        await second.close()
+
+
+async def test_a_role_spelled_differently_in_the_database_grants_nothing(tmp_path: Path) -> None:
+    first = Harness(tmp_path)
+    await first.user("prof")
+    await first.close()
+    db = sqlite3.connect(tmp_path / "data" / "classcord.db")
+    db.execute("UPDATE users SET role = 'Teacher ' WHERE name = 'prof'")
+    db.commit()
+    db.close()
+    second = Harness(tmp_path)
+    try:
+        await second.accounts.load()
+        await second.moderation.load()
+        prof, prof_peer = await second_login(second, "prof")
+        assert prof.role is Role.STUDENT
+        await say(second, prof, "/silence")
+        assert messages(prof_peer) == [
+            private_notice("prof", texts.MOD_RESERVED.format(verb="silence"))
+        ]
+    finally:
+        await second.close()
+
+
+async def test_a_look_alike_of_the_teacher_is_a_student(harness: Harness) -> None:
+    people = await classroom(harness)
+    # Fullwidth letters are the same name under the identity rule; a Greek rho for
+    # the p mixes look-alike scripts: both refused...
+    fake, fake_peer = harness.connect()
+    await harness.send(fake, {"type": "register", "username": "ｐｒｏｆ", "password": "x"})
+    assert fake_peer.take()[0]["message"] == texts.USERNAME_EXISTS
+    await harness.send(fake, {"type": "register", "username": "ρrof", "password": "x"})
+    assert fake_peer.take()[0]["message"].startswith("Nom invalide")
+    # ...and as a guest it gets another name, and no role.
+    await say(harness, fake, "/mute lea", **{"from": "ρrof"})
+    assert fake.name != "ρrof"
+    assert fake.role is Role.STUDENT
+    assert harness.moderation.state.mute_of("lea") is None
+    assert messages(people["lea"][1]) == []
+
+
+async def test_a_ban_made_before_moderation_existed_is_kept(tmp_path: Path) -> None:
+    first = Harness(tmp_path)
+    await first.user("tom")
+    await first.close()
+    db = sqlite3.connect(tmp_path / "data" / "classcord.db")
+    # As schema 2 left it: the admin's ban was a column.
+    db.execute("DROP TABLE moderation_rules")
+    db.execute("DROP TABLE moderation_log")
+    db.execute("ALTER TABLE users DROP COLUMN role")
+    db.execute("UPDATE users SET banned = 1")
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    second = Harness(tmp_path)
+    try:
+        await second.accounts.load()
+        await second.moderation.load()
+        assert second.moderation.state.ban_of("tom") is not None
+        again, peer = second.connect()
+        await second.send(again, {"type": "login", "username": "tom", "password": "pw"})
+        assert peer.take()[0]["message"] == texts.LOGIN_FAILED
+    finally:
+        await second.close()

@@ -102,6 +102,78 @@ async def test_a_teacher_on_each_legacy_family_mutes_and_unmutes(
         await client.close()
 
 
+async def until_said(client: LineClient, content: str, to: str | None = None) -> dict[str, Any]:
+    """Read until the message from Serveur that starts with ``content`` (others skipped)."""
+    while True:
+        line = await client.recv_type("message")
+        said = (line["from"], line.get("to"), line["content"][: len(content)])
+        if said == (texts.SERVER_NAME, to, content):
+            return line
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+async def test_every_command_typed_as_content_by_each_family(
+    server: ServerProcess, family: str
+) -> None:
+    suffix = f"{family}{time.monotonic_ns() % 10**6}"
+    prof, lea, tom = f"Ens{suffix}", f"Ana{suffix}", f"Max{suffix}"
+    clients: dict[str, LineClient] = {}
+    for name in (prof, lea, tom):
+        clients[name] = await LineClient.connect(server.port)
+        await clients[name].sign_in(name)
+    assert await asyncio.to_thread(admin, server.data_path, "role", prof, "teacher") == 0
+    teacher, student, other = clients[prof], clients[lea], clients[tom]
+
+    async def command(content: str) -> None:
+        await typed(teacher, family, prof, content)
+
+    await command("/announce Pause de 10 minutes")
+    await until_said(other, "Pause de 10 minutes")
+    await command("/silence")
+    await until_said(other, texts.MOD_ANNOUNCE_SILENCE_ON.format(where="", until=""))
+    await typed(other, "B", tom, "chut ?")
+    await until_said(other, "Silence : personne ne peut", to=tom)
+    await command("/silence off")
+    await until_said(other, texts.MOD_ANNOUNCE_SILENCE_OFF.format(where=""))
+    await command("/slow 600")
+    await until_said(other, texts.MOD_ANNOUNCE_SLOW_ON.format(where="", seconds=600))
+    await typed(other, "B", tom, "premier")
+    await typed(other, "B", tom, "second")
+    await until_said(other, "Mode lent : attendez", to=tom)
+    await command("/slow off")
+    await until_said(other, texts.MOD_ANNOUNCE_SLOW_OFF.format(where=""))
+    await command("/private off")
+    await until_said(other, texts.MOD_ANNOUNCE_PRIVATE_OFF)
+    await other.send({"type": "message", "subtype": "private", "to": lea, "content": "psst"})
+    await until_said(other, texts.MOD_PRIVATE_OFF, to=tom)
+    await command("/private on")
+    await until_said(other, texts.MOD_ANNOUNCE_PRIVATE_ON)
+    await command(f"/delete {tom}")
+    await until_said(student, texts.MOD_ANNOUNCE_MESSAGE_REMOVED.format(name=tom))
+    await other.send({"type": "history"})
+    history = await other.recv_type("history")
+    assert [m["content"] for m in history["messages"] if m["from"] == tom] == []
+    await command("/who")
+    await until_said(teacher, f"{lea} (élève, online)", to=prof)
+    await command("/modlog 2")
+    await until_said(teacher, "", to=prof)
+    await command(f"/role {lea} moderator")
+    await until_said(other, texts.MOD_ANNOUNCE_ROLE.format(name=lea, role="modérateur"))
+    await command(f"/role {lea} student")
+    await until_said(other, texts.MOD_ANNOUNCE_ROLE.format(name=lea, role="élève"))
+    await command(f"/kick {tom} dehors")
+    assert await other.closed()
+    await command(f"/ban {lea} 1h")
+    assert await student.closed()
+    again = await LineClient.connect(server.port)
+    assert (await again.login(lea))["message"] == texts.LOGIN_FAILED
+    await command(f"/unban {lea}")
+    await until_said(teacher, texts.MOD_DONE_UNBANNED.format(name=lea), to=prof)
+    assert (await again.login(lea))["status"] == "ok"
+    for client in (teacher, student, other, again):
+        await client.close()
+
+
 async def test_a_student_command_is_never_broadcast(server: ServerProcess) -> None:
     lea, tom = await LineClient.connect(server.port), await LineClient.connect(server.port)
     await lea.sign_in("eleve1")
