@@ -491,6 +491,9 @@ class Accounts:
         self._ids: dict[str, int] = {}
         self._names: dict[str, str] = {}  # name_key to the name as registered
         self._pending: set[str] = set()
+        # Registrations hashed and waiting for the next group commit.
+        self._to_commit: list[tuple[str, str, str, asyncio.Future[int | None]]] = []
+        self._committer: asyncio.Task[None] | None = None
         # Verifying unknown names against a real hash keeps their timing like a
         # known name's, so failures do not reveal which accounts exist.
         self._decoy_hash = hash_password(os.urandom(8).hex(), self._params)
@@ -573,13 +576,42 @@ class Accounts:
             raise ClientError(texts.HASH_BUSY) from None
         assert isinstance(stored, str)
         key = name_key(name)
-        added = await self._storage.call(self._storage.storage.add_user, name, key, stored)
-        if added is None:
-            return RegisterOutcome.EXISTS
-        self._registered.add(key)
-        self._ids[key] = added
-        self._names[key] = name
-        return RegisterOutcome.OK
+        added = await self._commit_user(name, key, stored)
+        return RegisterOutcome.EXISTS if added is None else RegisterOutcome.OK
+
+    async def _commit_user(self, name: str, key: str, stored: str) -> int | None:
+        """Group commit: registrations that arrive while a commit is on the disk wait
+        for the next one and share its fsync. Each still returns only once its own
+        account is durably committed."""
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._to_commit.append((name, key, stored, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.get_running_loop().create_task(self._commit_waiting())
+        return await future
+
+    async def _commit_waiting(self) -> None:
+        while self._to_commit:
+            batch, self._to_commit = self._to_commit, []
+            try:
+                ids = await self._storage.call(
+                    self._storage.storage.add_user_batch, [row[:3] for row in batch]
+                )
+            except BaseException as exc:
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for (name, key, _, future), account_id in zip(batch, ids, strict=True):
+                if account_id is not None:
+                    # Here, not in the waiting caller: its connection may be gone, and
+                    # the account it committed must still be known to logins.
+                    self._registered.add(key)
+                    self._ids[key] = account_id
+                    self._names[key] = name
+                if not future.done():
+                    future.set_result(account_id)
 
     async def register(self, name: str, password: str) -> RegisterOutcome:
         if not self.claim(name):

@@ -417,16 +417,23 @@ class Storage:
 
     def add_user(self, name: str, name_key: str, password_hash: str) -> int | None:
         """Insert and commit; the new account's id, None when the name exists."""
-        try:
-            with self._transaction():
+        return self.add_user_batch([(name, name_key, password_hash)])[0]
+
+    def add_user_batch(self, users: list[tuple[str, str, str]]) -> list[int | None]:
+        """Insert (name, name_key, hash) rows and commit them together: ONE fsync for
+        all (group commit). Each row's new id, or None where the name exists (or
+        appears earlier in the batch)."""
+        ids: list[int | None] = []
+        now = time.time()
+        with self._transaction():
+            for name, key, password_hash in users:
                 cursor = self._db.execute(
                     "INSERT INTO users (name, name_key, password_hash, created_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (name, name_key, password_hash, time.time()),
+                    " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (name, key, password_hash, now),
                 )
-        except sqlite3.IntegrityError:
-            return None
-        return cursor.lastrowid
+                ids.append(cursor.lastrowid if cursor.rowcount else None)
+        return ids
 
     def set_password_hash(self, name: str, password_hash: str) -> None:
         with self._transaction():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,58 @@ async def test_hash_threads_run_at_a_lower_priority(tmp_path: Path) -> None:
         assert niceness >= os.getpriority(os.PRIO_PROCESS, 0) + 1
     finally:
         await harness.close()
+
+
+async def test_registrations_at_once_share_a_commit_and_each_is_durable(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    storage = h.storage.storage
+    batches: list[int] = []
+    original = storage.add_user_batch
+    disk = threading.Event()  # the first commit's fsync lasts until every other waits
+
+    def slow_first_commit(users: list[tuple[str, str, str]]) -> list[int | None]:
+        if not batches:
+            disk.wait(10)
+        batches.append(len(users))
+        return original(users)
+
+    storage.add_user_batch = slow_first_commit  # type: ignore[method-assign]
+    try:
+        names = [f"eleve{n}" for n in range(20)]
+        registering = asyncio.gather(*(h.accounts.register(n, "pw") for n in names))
+        while len(h.accounts._to_commit) < 19:  # noqa: ASYNC110 - no event to wait on
+            await asyncio.sleep(0.01)
+        disk.set()
+        assert set(await registering) == {RegisterOutcome.OK}
+        assert batches == [1, 19]  # one fsync for the 19 that waited
+        assert await h.accounts.register("ELEVE0", "pw") is RegisterOutcome.EXISTS
+    finally:
+        disk.set()
+        await h.close()
+    reopened = Storage(tmp_path / "data" / "classcord.db")
+    try:
+        assert sorted(reopened.user_name_keys()) == sorted(names)
+    finally:
+        reopened.close()
+
+
+async def test_a_failed_group_commit_fails_each_registration_and_recovers(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    storage = h.storage.storage
+    original = storage.add_user_batch
+
+    def full_disk(users: list[tuple[str, str, str]]) -> list[int | None]:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    storage.add_user_batch = full_disk  # type: ignore[method-assign]
+    try:
+        results = await asyncio.gather(
+            *(h.accounts.register(f"x{n}", "pw") for n in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(r, sqlite3.OperationalError) for r in results)
+        assert not h.accounts.is_registered("x0")
+        storage.add_user_batch = original  # type: ignore[method-assign]
+        assert await h.accounts.register("x0", "pw") is RegisterOutcome.OK
+        assert h.accounts.account_id("x0") is not None
+    finally:
+        await h.close()
