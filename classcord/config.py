@@ -99,6 +99,12 @@ class Settings:
     send_queue_bytes: int = _setting(
         1_048_576, "unsent bytes to one client before it is disconnected as a stalled reader", 1024
     )
+    write_coalesce_ms: float = _setting(
+        0.0,
+        "wait up to this long to write several lines to a client in one system call"
+        " (0: write at the end of each event-loop pass)",
+        0,
+    )
     # Connections
     max_connections: int = _setting(2_000, "connections in total", 1)
     max_connections_per_address: int = _setting(

@@ -45,6 +45,19 @@ class Reader(Protocol):
 
 
 class RequestDriver:
+    __slots__ = (
+        "_after_request",
+        "_end_of_input",
+        "_framer",
+        "_lines_per_turn",
+        "_paused",
+        "_pending",
+        "_pending_input_bytes",
+        "_reader",
+        "_turn_scheduled",
+        "session",
+    )
+
     def __init__(
         self,
         session: Session,

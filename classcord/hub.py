@@ -95,7 +95,7 @@ class Directory(Protocol):
     def account_id(self, name: str) -> int | None: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class OnlineName:
     """A name in use: a user's account (possibly on several connections) or a guest."""
 

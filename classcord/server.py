@@ -46,10 +46,13 @@ LINGER_RESET = struct.pack("ii", 1, 0)
 
 
 class WriteScheduler:
-    """Flushes every connection that has queued bytes, once per loop pass."""
+    """Flushes every connection that has queued bytes: once per loop pass, or, with
+    ``delay`` seconds, that long after the first line queued (each write system call
+    then carries several lines, which is most of the cost of a delivery)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, delay: float = 0.0) -> None:
         self._loop = loop
+        self._delay = delay
         self._dirty: list[Connection] = []
         self._scheduled = False
 
@@ -57,7 +60,10 @@ class WriteScheduler:
         self._dirty.append(connection)
         if not self._scheduled:
             self._scheduled = True
-            self._loop.call_soon(self.flush)
+            if self._delay:
+                self._loop.call_later(self._delay, self.flush)
+            else:
+                self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
         dirty, self._dirty = self._dirty, []
@@ -67,6 +73,27 @@ class WriteScheduler:
 
 
 class Connection(asyncio.Protocol):
+    # Slots: one per client, so its size is the server's memory per idle client.
+    __slots__ = (
+        "_address",
+        "_announced",
+        "_backlog",
+        "_close_reason",
+        "_closed",
+        "_conn_id",
+        "_dirty",
+        "_early",
+        "_out",
+        "_out_bytes",
+        "admitted",
+        "bytes_received",
+        "driver",
+        "opened_at",
+        "server",
+        "session",
+        "transport",
+    )
+
     def __init__(self, server: ClassCordServer, conn_id: int) -> None:
         self.server = server
         self._conn_id = conn_id
@@ -90,7 +117,7 @@ class Connection(asyncio.Protocol):
         self._announced = False
         self.opened_at = time.monotonic()
         self.bytes_received = 0
-        self._early: list[bytes] = []
+        self._early: list[bytes] | None = None  # only on the TLS port, rarely
 
     # Peer interface used by the session
 
@@ -245,14 +272,16 @@ class Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and self.server.settings.tcp_keepalive:
             _enable_keepalive(sock, self.server.settings)
-        early, self._early = self._early, []
-        for data in early:
+        early, self._early = self._early, None
+        for data in early or ():
             self.data_received(data)
 
     def data_received(self, data: bytes) -> None:
         if self.transport is None:
             # On the TLS port, data can arrive with the end of the handshake, before
             # the acceptor hands the transport over: keep it for connection_made.
+            if self._early is None:
+                self._early = []
             self._early.append(data)
             return
         if not self._closed:
@@ -366,7 +395,7 @@ class ClassCordServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.writer = WriteScheduler(loop)
+        self.writer = WriteScheduler(loop, self.settings.write_coalesce_ms / 1000)
         await self.accounts.load()
         await self.moderation.load()
         await self._prune()

@@ -155,6 +155,35 @@ class TokenBucket:
 
 
 class Session:
+    # Slots: ten thousand idle connections are ten thousand sessions (and the login
+    # guard keeps a weak reference to each).
+    __slots__ = (
+        "__weakref__",
+        "_bucket",
+        "_clock",
+        "_features",
+        "_held",
+        "_last_strike",
+        "_name",
+        "_state",
+        "_strikes",
+        "_timestamp",
+        "_token",
+        "_warned",
+        "accounts",
+        "channels",
+        "claimed_name",
+        "connected_at",
+        "hub",
+        "moderation",
+        "peer",
+        "pings",
+        "requests",
+        "role",
+        "said_hello",
+        "settings",
+    )
+
     def __init__(
         self,
         peer: Peer,
