@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from classcord.errors import AdminError, SettingsError
 from classcord.moderation import parse_duration, parse_role
+from classcord.protocol import has_lone_surrogate
 
 if TYPE_CHECKING:
     from classcord.server import ClassCordServer
@@ -41,6 +42,8 @@ MODERATION_COMMANDS = (
     "unban",
     "announce",
 )
+# Those whose first argument is a user's name.
+NAMED_COMMANDS = frozenset({"mute", "unmute", "delete", "kick", "ban", "unban"})
 COMMANDS = (
     "who",
     "say",
@@ -67,6 +70,9 @@ class AdminService:
         args = request.get("args", [])
         if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
             raise AdminError("args must be a list of strings")
+        if any(has_lone_surrogate(arg) for arg in args):
+            # SQLite cannot store it: a reason holding one would block every save.
+            raise AdminError("an argument holds half of a UTF-16 surrogate pair")
         if command == "who":
             return self.who()
         if command == "say":
@@ -130,9 +136,13 @@ class AdminService:
 
     async def _moderate(self, command: str, args: list[str]) -> dict[str, Any]:
         """A chat command run as ``admin``, who may act on every role."""
-        if any('"' in arg for arg in args[:1]):
-            raise AdminError("a name cannot hold a double quote")
-        words = [f'"{arg}"' if not arg or any(c.isspace() for c in arg) else arg for arg in args]
+        words = list(args)
+        if command in NAMED_COMMANDS and words:
+            # The name is one shell word; the chat syntax quotes it when it has spaces.
+            if '"' in words[0]:
+                raise AdminError("a name cannot hold a double quote")
+            if not words[0] or any(c.isspace() for c in words[0]):
+                words[0] = f'"{words[0]}"'
         moderation = self.server.moderation
         online = self.server.hub.online(args[0]) if args else None
         connections = len(online.members) if online is not None else 0
@@ -168,9 +178,10 @@ class AdminService:
             rest = rest[2:]
         limit = moderation.limits.max_modlog_entries
         if rest:
-            if len(rest) > 1 or not rest[0].isdigit() or int(rest[0]) < 1:
+            word = rest[0]
+            if len(rest) > 1 or not (word.isascii() and word.isdigit()) or len(word) > 9:
                 raise AdminError("usage: modlog [--since WHEN] [N]")
-            limit = int(rest[0])
+            limit = max(1, int(word))
         entries = await moderation.log_entries(since, limit)
         return [entry.as_json(moderation.tz) for entry in entries]
 

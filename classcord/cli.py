@@ -279,6 +279,7 @@ async def start_server(settings: Settings) -> ClassCordServer:
     admin = await start_admin_socket(server, settings.admin_socket_path)
     if admin is not None:
         server.close_at_shutdown(admin)
+    server.announce_ready()
     return server
 
 

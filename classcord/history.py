@@ -245,25 +245,27 @@ class History:
     async def delete_latest(self, sender: str, count: int) -> list[tuple[str, str]]:
         """Remove ``sender``'s latest ``count`` channel messages, wherever they are
         (still in memory during an outage, or stored); (timestamp, channel) of each,
-        oldest first. Raises when the database refuses: the caller says so."""
+        oldest first. All or nothing: when the database refuses, nothing is removed
+        and the error is raised for the caller to report."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.flush(), self._read_timeout)
-        removed: list[tuple[str, str]] = []
         async with self._lock:  # no batch in flight: what is pending stays put
-            for index in range(len(self._pending) - 1, -1, -1):
-                if len(removed) == count:
-                    break
-                record = self._pending[index][1]
-                if record.sender == sender and record.channel is not None:
-                    removed.append((record.timestamp, record.channel))
-                    del self._pending[index]
-            removed.reverse()
-            if self._storage is not None and len(removed) < count:
+            # The newest are the ones still in memory.
+            in_memory = [
+                index
+                for index in range(len(self._pending) - 1, -1, -1)
+                if self._pending[index][1].sender == sender
+                and self._pending[index][1].channel is not None
+            ][:count]
+            stored: list[tuple[str, str]] = []
+            if self._storage is not None and len(in_memory) < count:
                 stored = await self._storage.call(
-                    self._storage.storage.delete_latest, sender, count - len(removed)
+                    self._storage.storage.delete_latest, sender, count - len(in_memory)
                 )
-                removed[:0] = stored
-        return removed
+            removed = [self._pending[i][1] for i in reversed(in_memory)]
+            for index in in_memory:  # from the end: the indices stay valid
+                del self._pending[index]
+        return stored + [(record.timestamp, record.channel or "") for record in removed]
 
     async def latest(self, conversation: str, limit: int) -> list[MessageRecord]:
         """The last ``limit`` messages of a conversation, oldest first: what the

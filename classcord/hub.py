@@ -244,10 +244,16 @@ class Hub:
         self.counters.deliveries += count
         return count
 
-    def send_channel(self, member: Member, channel: str, content: str) -> None:
+    def member_channel(self, member: Member, channel: str) -> str:
+        """The channel as the hub names it, when ``member`` is in it; else the
+        ClientError that a message there gets."""
         canonical = normalize_channel(channel, self.settings.max_channel_chars)
         if canonical is None or canonical not in member.channels:
             raise ClientError(texts.NOT_IN_CHANNEL.format(channel=channel))
+        return canonical
+
+    def send_channel(self, member: Member, channel: str, content: str) -> None:
+        canonical = self.member_channel(member, channel)
         timestamp = self._timestamp()
         # Legacy clients never name a channel: their messages stay exactly as before.
         shown_channel = None if canonical == DEFAULT_CHANNEL else canonical

@@ -36,6 +36,7 @@ Theory of operation
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 import re
@@ -491,15 +492,16 @@ class ModerationState:
     ) -> Decision:
         """May ``sender`` send a private message to ``recipient``?
 
-        A message to or from a moderator or teacher always goes through, so a muted
-        or locked student can still reach the teacher. Between students, a muted
-        sender, or a sender or recipient whose private messages are off, is refused."""
-        if not self._private_rules or sender_role.is_staff or recipient_role.is_staff:
+        A message to a moderator or teacher always goes through, so a muted or
+        locked student can still reach the teacher. A muted sender (staff included:
+        a muted moderator must not reach the class in private either) is refused;
+        between students, so is a sender or recipient whose private messages are off."""
+        if not self._private_rules or recipient_role.is_staff:
             return ALLOWED
         if now is None:
             now = self._clock()
         sender_key = name_key(sender)
-        muted = self._mute(sender_key, now)
+        muted = self._mute(sender_key, now) if self._mutes else None
         if muted is not None:
             return Decision(
                 False,
@@ -507,6 +509,8 @@ class ModerationState:
                 texts.MOD_MUTED_PRIVATE.format(until=until_phrase(muted.until, now, self.tz)),
                 muted.until,
             )
+        if sender_role.is_staff:
+            return ALLOWED
         if not self.private_allowed(sender_key):
             return Decision(False, Refusal.PRIVATE_OFF, texts.MOD_PRIVATE_OFF)
         if not self.private_allowed(recipient):
@@ -768,6 +772,8 @@ class ModerationState:
         that ended while the server was down come out of the first ``expire``."""
         state = cls(clock, tz)
         parsed = [r if isinstance(r, RuleRow) else RuleRow.from_tuple(r) for r in rows]
+        # Keyed by the current identity rule, not by the one that saved them.
+        parsed = [dataclasses.replace(r, target=name_key(r.name)) if r.name else r for r in parsed]
         # The server-wide private setting first: exceptions are relative to it.
         for row in sorted(parsed, key=lambda r: r.kind != "private" or r.target != ""):
             channel = row.channel or None

@@ -35,12 +35,14 @@ from typing import Any, Final, Protocol
 from classcord import texts
 from classcord.accounts import Accounts
 from classcord.config import Settings
+from classcord.errors import StorageError
 from classcord.history import History
 from classcord.hub import Hub, Member
 from classcord.identity import name_key
 from classcord.moderation import (
     Action,
     Decision,
+    Expiry,
     LogEntry,
     ModerationLimits,
     ModerationState,
@@ -111,7 +113,9 @@ EVENTS: Final = {
     Action.ROLE: "role_changed",
 }
 # Targeted commands whose target must exist now (online, or an account).
-_NEEDS_SOMEONE: Final = (Mute, Kick, Delete, Private)
+_NEEDS_SOMEONE: Final = (Mute, Kick, Private)
+# What a muted moderator or teacher may still do: look, not speak.
+_WHILE_MUTED: Final = (Who, ModLog, Help)
 _NEEDS_ACCOUNT: Final = (Ban, SetRole)
 
 
@@ -272,6 +276,12 @@ class ModerationService:
         """Authorise and execute one command; what the actor reads comes back."""
         actor_name = ADMIN_ACTOR if actor is None else actor.name
         try:
+            if (
+                actor is not None
+                and not isinstance(command, _WHILE_MUTED)
+                and self.state.mute_of(actor.name) is not None
+            ):
+                raise Refused(texts.MOD_MUTED_COMMAND)
             shown = self._target_shown(command)
             if actor is not None:
                 target = target_of(command)
@@ -283,6 +293,11 @@ class ModerationService:
             return await self._execute(command, actor_name, shown)
         except Refused as refused:
             return Result(False, [refused.message])
+        except StorageError as exc:
+            log.error(
+                "moderation: %s failed, the database refused: %s", type(command).__name__, exc
+            )
+            return Result(False, [texts.MOD_STORAGE_FAILED.format(reason=type(exc).__name__)])
 
     def _target_shown(self, command: Command) -> str | None:
         """The target as the class knows it (the online or registered spelling)."""
@@ -301,6 +316,8 @@ class ModerationService:
             return account
         if isinstance(command, _NEEDS_SOMEONE):
             raise Refused(texts.MOD_NO_SUCH_USER.format(name=target))
+        if isinstance(command, Delete):
+            return target  # a guest who left: their messages are kept under that name
         return None  # unmute, unban: the rule's own spelling is used
 
     async def _execute(self, command: Command, actor: str, shown: str | None) -> Result:
@@ -323,7 +340,7 @@ class ModerationService:
             try:
                 removed = await self.history.delete_latest(shown, command.count)
             except Exception as exc:
-                log.error("moderation: /delete of %s failed: %s", shown, exc)
+                log.error("moderation: /delete of %s failed, nothing removed: %s", shown, exc)
                 raise Refused(texts.MOD_DELETE_FAILED.format(reason=type(exc).__name__)) from None
             outcome = outcome_delete(shown, len(removed), actor, now)
             extra["messages"] = [{"timestamp": ts, "channel": ch} for ts, ch in removed]
@@ -358,7 +375,10 @@ class ModerationService:
 
     async def set_role(self, name: str, role: Role, actor: str) -> Outcome:
         """Store ``role`` for the account (``admin role`` may name a teacher)."""
-        stored = await self.accounts.set_role(name, role.value)
+        try:
+            stored = await self.accounts.set_role(name, role.value)
+        except Exception as exc:
+            raise StorageError(f"role not stored: {exc}") from exc
         if stored is None:
             raise Refused(texts.MOD_NO_ACCOUNT.format(name=name))
         key = name_key(stored)
@@ -415,7 +435,11 @@ class ModerationService:
         for entry in kept:
             log.info(format_log_line(entry, self.tz, self.limits.log_value_chars))
         if self.storage is None or (rules is None and not kept):
+            if rules is not None:
+                self._rules_changed.set()
             return []
+        if rules is not None:
+            self._rules_changed.set()  # the timer looks at the new ends, saved or not
         try:
             await self.storage.call(
                 self.storage.storage.save_moderation,
@@ -426,14 +450,18 @@ class ModerationService:
             log.error("moderation: the database refused the rules or the log (%s)", exc)
             return [texts.MOD_NOT_SAVED.format(reason=type(exc).__name__)]
         self._saved_version = max(self._saved_version, version)
-        if rules is not None:
-            self._rules_changed.set()
         return []
 
     async def log_entries(self, since: float | None, limit: int) -> list[LogEntry]:
+        """The latest entries; StorageError when the database cannot answer."""
         if self.storage is None:
             return []
-        rows = await self.storage.call(self.storage.storage.moderation_log, since, limit)
+        try:
+            rows = await self.storage.call(self.storage.storage.moderation_log, since, limit)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"moderation log unreadable: {exc}") from exc
         return [LogEntry.from_tuple(row) for row in rows]
 
     # --- /who ------------------------------------------------------------------------
@@ -475,8 +503,10 @@ class ModerationService:
     # --- time ----------------------------------------------------------------------
 
     async def tick(self) -> int:
-        """Announce, log and save every rule that ended; returns how many."""
-        expired = self.state.expire()
+        """Announce, log and save every rule that ended; returns how many. A rule
+        that ended but was set again since (a new /mute) is not announced: the
+        class would read that someone may speak who may not."""
+        expired = [expiry for expiry in self.state.expire() if not self._set_again(expiry)]
         entries = [expiry_entry(expiry) for expiry in expired]
         await self._record(*entries)
         for expiry, entry in zip(expired, entries, strict=True):
@@ -489,16 +519,26 @@ class ModerationService:
                     self.hub.notify_private(member, texts.MOD_YOU_UNMUTED)
         return len(expired)
 
+    def _set_again(self, expiry: Expiry) -> bool:
+        if expiry.kind is RuleKind.MUTE:
+            return self.state.mute_of(expiry.name) is not None
+        if expiry.kind is RuleKind.BAN:
+            return self.state.ban_of(expiry.name) is not None
+        return self.state.silence_of(expiry.channel) is not None
+
     async def expire_forever(self) -> None:
         """The server's one timer: wakes when the next rule ends or the rules change."""
         while True:
+            self._rules_changed.clear()  # before reading the ends: no change is missed
             ends = self.state.next_expiry()
             delay = EXPIRY_CHECK_SECONDS
             if ends is not None:
                 delay = min(delay, max(0.0, ends - self.clock()))
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a
+            # cancellation that lands as the event is set, and shutdown would wait.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._rules_changed.wait(), delay)
-            self._rules_changed.clear()
+                async with asyncio.timeout(delay):
+                    await self._rules_changed.wait()
             try:
                 await self.tick()
             except Exception:

@@ -434,6 +434,11 @@ class ClassCordServer:
             loop.create_task(self._close_silent_forever()),
             loop.create_task(self.moderation.expire_forever()),
         ]
+
+    def announce_ready(self) -> None:
+        """The line scripts wait for: logged once everything answers, the admin
+        socket included (``cli.start_server`` calls it last)."""
+        settings = self.settings
         log.info(
             "listening on %s:%d%s (database %s, %d accounts)",
             settings.host,

@@ -557,8 +557,11 @@ class Session:
             self.hub.leave_channel(self, channel, slash_command=True)
             return None
         channel = request.channel or DEFAULT_CHANNEL
-        if moderation.state.posting_restricted and moderation.refuse_post(self, channel):
-            return None
+        if moderation.state.posting_restricted:
+            # Membership first: slow mode must not count a post that is refused.
+            channel = self.hub.member_channel(self, channel)
+            if moderation.refuse_post(self, channel):
+                return None
         self.hub.send_channel(self, channel, content)
         log.debug(
             "message: conn=%d from=%s channel=%s", self.peer.conn_id, self._name, loggable(channel)
@@ -626,6 +629,11 @@ class Session:
         raise ClientError(texts.HISTORY_PRIVATE_NEEDS_LOGIN)
 
     def on_moderate(self, request: Moderate) -> Pending:
+        limit = self.settings.max_content_chars
+        if len(request.command) > limit:
+            raise ClientError(
+                texts.CONTENT_TOO_LONG.format(length=len(request.command), limit=limit)
+            )
         return self._moderate(request.command)
 
     async def _moderate(self, command: str) -> None:
@@ -634,11 +642,15 @@ class Session:
             {
                 "type": "moderate",
                 "status": "ok" if result.ok else "refused",
-                "lines": result.everything(),
+                # What everyone read came as its own line already.
+                "lines": result.lines,
             }
         )
 
     def on_typing(self, request: Typing) -> None:
+        state = self.moderation.state
+        if state.posting_restricted and state.mute_of(self._name) is not None:
+            return  # a muted user's typing would be a message of its own
         self.hub.relay_typing(self, request)
 
     def on_unknown(self, request: Unknown) -> None:

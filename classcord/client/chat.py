@@ -34,6 +34,7 @@ from classcord.client.texts import (
     LOG_IN_FIRST,
     LOGGED_IN,
     LOGIN_HINT,
+    NO_MODERATION,
     PASSWORD_AGAIN,
     PASSWORD_MISMATCH,
     PASSWORD_MISSING,
@@ -396,18 +397,16 @@ class ChatClient:
         await self._link.request(request, {"history"})
 
     async def _moderate(self, args: tuple[str, ...]) -> None:
-        """A classroom control (``/mute lea 10m``, or ``/mod who``): a ``moderate``
-        request to a server that said hello, the same words as a chat message to one
-        that did not (the server reads them there too)."""
+        """A classroom control (``/mute lea 10m``, or ``/mod who``) as a ``moderate``
+        request, to a server that offers them."""
         (command,) = args
         if not self._identified():
             return
-        if "moderation" in self._features:
-            await self._link.send({"type": "moderate", "command": command})
-        else:
-            await self._link.send(
-                {"type": "message", "subtype": "global", "content": "/" + command}
-            )
+        if "moderation" not in self._features:
+            # An older server would broadcast "/mute ..." to the class as a message.
+            self._error(NO_MODERATION)
+            return
+        await self._link.send({"type": "moderate", "command": command})
 
     async def _help(self, args: tuple[str, ...]) -> None:
         for line in HELP.splitlines():

@@ -106,3 +106,6 @@ HISTORY_EMPTY: Final = "Aucun message dans l'historique de {what}."
 HISTORY_TAIL: Final = "Fin de l'historique."
 YOU: Final = "vous"
 NON_JSON: Final = "(ligne non JSON) {line}"
+NO_MODERATION: Final = (
+    "Ce serveur ne propose pas les commandes de modération (serveur ancien ?) : rien envoyé."
+)

@@ -564,3 +564,142 @@ async def test_a_ban_made_before_moderation_existed_is_kept(tmp_path: Path) -> N
         assert peer.take()[0]["message"] == texts.LOGIN_FAILED
     finally:
         await second.close()
+
+
+# --- found by review ---------------------------------------------------------------------
+
+
+async def test_a_muted_moderator_can_look_but_not_speak(harness: Harness) -> None:
+    people = await classroom(harness)
+    modo, modo_peer = people["modo"]
+    lea_peer = people["lea"][1]
+    await say(harness, people["prof"][0], "/mute modo 1h")
+    messages(modo_peer)
+    messages(lea_peer)
+    for typed in ("/announce JE SUIS MUET", "/silence", "/private off"):
+        await say(harness, modo, typed)
+        assert messages(modo_peer) == [private_notice("modo", texts.MOD_MUTED_COMMAND)]
+    await private(harness, modo, "lea", "psst")
+    assert messages(lea_peer) == []
+    await private(harness, modo, "prof", "pardon")
+    assert messages(people["prof"][1])[-1] == ("modo", "prof", "pardon")
+    await say(harness, modo, "/who")
+    assert any("modo (modérateur, online), en sourdine" in c for _, _, c in messages(modo_peer))
+    assert not harness.moderation.state.silence_of(None)
+
+
+async def test_delete_reaches_a_guest_who_left(harness: Harness) -> None:
+    people = await classroom(harness)
+    troll, _ = harness.connect()
+    await say(harness, troll, "insulte 1", **{"from": "troll"})
+    await say(harness, troll, "insulte 2")
+    harness.disconnect(troll)
+    await say(harness, people["prof"][0], "/delete troll 2")
+    assert (
+        texts.SERVER_NAME,
+        None,
+        texts.MOD_ANNOUNCE_MESSAGES_REMOVED.format(name="troll", count=2),
+    ) in messages(people["lea"][1])
+    lea = people["lea"][0]
+    await harness.send(lea, {"type": "history"})
+    (history,) = [m for m in people["lea"][1].take() if m["type"] == "history"]
+    assert [m["from"] for m in history["messages"] if m["from"] == "troll"] == []
+
+
+async def test_delete_during_an_outage_removes_nothing_or_everything(harness: Harness) -> None:
+    people = await classroom(harness)
+    tom = people["tom"][0]
+    storage = harness.storage.storage
+    working = storage.add_messages, storage.delete_latest
+
+    def outage(*args: object) -> Any:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    storage.add_messages = outage  # type: ignore[assignment]
+    storage.delete_latest = outage  # type: ignore[assignment]
+    try:
+        for word in ("un", "deux", "trois"):
+            await say(harness, tom, word)
+        await say(harness, people["prof"][0], "/delete tom 5")  # 3 in memory, more wanted
+        assert messages(people["prof"][1])[-1][2].startswith("Messages non retirés")
+        assert harness.history.pending_count == 3  # nothing was lost
+        await say(harness, people["prof"][0], "/delete tom 2")  # all in memory: done
+        assert harness.history.pending_count == 1
+    finally:
+        storage.add_messages, storage.delete_latest = working  # type: ignore[method-assign]
+
+
+async def test_a_rule_set_again_is_not_announced_as_ended(harness: Harness) -> None:
+    people = await classroom(harness)
+    prof = people["prof"][0]
+    lea, lea_peer = people["lea"]
+    await say(harness, prof, "/mute lea 1m")
+    harness.wall_now += 61
+    await say(harness, lea, "libre ?")  # drops the old mute on the way
+    await say(harness, prof, "/mute lea 10m")
+    messages(lea_peer)
+    await harness.moderation.tick()
+    assert messages(lea_peer) == []  # no "lea n'est plus en sourdine"
+    assert harness.moderation.state.mute_of("lea") is not None
+
+
+async def test_slow_mode_does_not_count_a_refused_post(harness: Harness) -> None:
+    people = await classroom(harness)
+    await say(harness, people["prof"][0], "/slow 60")
+    tom, tom_peer = people["tom"]
+    tom_peer.take()
+    await say(harness, tom, "ailleurs", channel="#nope")
+    assert tom_peer.take()[0]["type"] == "error"
+    await say(harness, tom, "ici")
+    assert ("tom", None, "ici") in messages(people["lea"][1])
+
+
+async def test_a_muted_user_types_unseen(harness: Harness) -> None:
+    people = await classroom(harness)
+    watcher, watcher_peer = await harness.user("watcher")
+    await harness.send(watcher, {"type": "hello", "features": ["typing"]})
+    await say(harness, people["prof"][0], "/mute lea")
+    watcher_peer.take()
+    await harness.send(people["lea"][0], {"type": "typing"})
+    await harness.send(people["tom"][0], {"type": "typing"})
+    assert [m["user"] for m in watcher_peer.take() if m["type"] == "typing"] == ["tom"]
+
+
+async def test_a_long_moderate_command_is_an_error(harness: Harness) -> None:
+    people = await classroom(harness)
+    prof, prof_peer = people["prof"]
+    await harness.send(prof, {"type": "moderate", "command": "announce " + "x" * 5000})
+    (error,) = prof_peer.take()
+    assert error["type"] == "error"
+    assert messages(people["lea"][1]) == []
+
+
+async def test_admin_words_are_kept_as_typed_and_bad_ones_refused(tmp_path: Path) -> None:
+    from classcord import admin_client
+    from classcord.cli import start_server
+    from tests.conftest import make_settings
+    from tests.support.clients import LineClient
+
+    server = await start_server(make_settings(tmp_path / "data"))
+    try:
+        lea = await LineClient.connect(server.port)
+        await lea.account("lea")
+        path = server.settings.admin_socket_path
+
+        async def admin(command: str, *args: str) -> dict[str, Any]:
+            return await asyncio.to_thread(admin_client.request, path, command, list(args))
+
+        assert (await admin("announce", "Le cours reprend à 14h"))["ok"]
+        assert (await lea.recv_type("message"))["content"] == "Le cours reprend à 14h"
+        assert (await admin("mute", "lea", "10m", "parle trop"))["ok"]
+        (entry,) = await server.moderation.log_entries(None, 1)
+        assert entry.reason == "parle trop"
+        refused = await admin("mute", "lea", "1h", "bad\ud800")
+        assert refused["ok"] is False
+        assert "surrogate" in refused["error"]
+        for count in ("99999999999999999999", "²", "0x10"):
+            assert (await admin("modlog", count))["ok"] is False, count
+        assert len((await admin("modlog", "1"))["result"]) == 1
+        await lea.close()
+    finally:
+        await server.shutdown()

@@ -657,3 +657,16 @@ def test_format_modlog() -> None:
         "01/12 14:01 modo slow 30 dans #dev",
     ]
     assert format_modlog([], T0, UTC) == [texts.MOD_LOG_EMPTY]
+
+
+def test_a_muted_moderator_reaches_staff_only_in_private(state: ModerationState) -> None:
+    state.mute("Modo", None, actor="prof")
+    assert state.may_private("Modo", M, "Léa", S).refusal is Refusal.MUTED
+    assert state.may_private("Modo", M, "Prof", T) is ALLOWED
+    assert state.may_private("Prof", T, "Léa", S) is ALLOWED  # staff not muted: free
+
+
+def test_saved_rules_are_keyed_by_the_current_identity_rule() -> None:
+    row = moderation.RuleRow("mute", "stale-key", "Léa", "", None, 0, "", "prof", T0)
+    state = ModerationState.from_rows([row])
+    assert state.mute_of("LÉA") is not None
