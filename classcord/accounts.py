@@ -294,6 +294,11 @@ class LoginGuard:
 
     def success(self, name: str, client: object | None) -> None:
         self.pairs.success(self._pair(name, client))
+        state = self._clients.get(client) if client is not None else None
+        if state is not None and state.failures == 0 and state.in_flight == 0:
+            # Nothing to remember about a connection that never failed: ten thousand
+            # logged-in clients would otherwise each keep this (and a weak reference).
+            del self._clients[client]
 
     def priority(self, name: str, client: object | None) -> int:
         """Lower goes first: the connection's failures (by name without a client)."""

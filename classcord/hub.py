@@ -64,7 +64,8 @@ class Member(Protocol):
     def name(self) -> str: ...
 
     # The hub's own bookkeeping, kept on the member so routing checks cost nothing.
-    channels: set[str]
+    # Immutable, so that the common sets (just #general) are one object for all.
+    channels: frozenset[str]
     # Moderation's (moderation_service.py), kept on the member for the same reason.
     role: Role
 
@@ -132,6 +133,7 @@ class Hub:
         self._timestamp = timestamp
         self._names: dict[str, OnlineName] = {}
         self._channels: dict[str, set[Member]] = {DEFAULT_CHANNEL: set()}
+        self._single: dict[frozenset[str], frozenset[str]] = {}  # see _shared
 
     # --- names ----------------------------------------------------------------------
 
@@ -367,9 +369,17 @@ class Hub:
                 count += 1
         return count
 
+    def _shared(self, channels: frozenset[str]) -> frozenset[str]:
+        """One object for every member in the same single channel: a set costs more
+        than the rest of an idle connection's own objects."""
+        if len(channels) != 1:
+            return channels
+        return self._single.setdefault(channels, channels)
+
     def _join(self, member: Member, channel: str) -> None:
         self._channels.setdefault(channel, set()).add(member)
-        member.channels.add(channel)
+        if channel not in member.channels:
+            member.channels = self._shared(member.channels | {channel})
 
     def _leave(self, member: Member, channel: str) -> None:
         members = self._channels.get(channel)
@@ -377,7 +387,9 @@ class Hub:
             members.discard(member)
             if not members and channel != DEFAULT_CHANNEL:
                 del self._channels[channel]
-        member.channels.discard(channel)
+                self._single.pop(frozenset((channel,)), None)
+        if channel in member.channels:
+            member.channels = self._shared(member.channels - {channel})
 
     def _channel_or_error(self, channel: str) -> str:
         canonical = normalize_channel(channel, self.settings.max_channel_chars)

@@ -84,6 +84,9 @@ log = logging.getLogger("classcord.session")
 
 Pending = Coroutine[Any, Any, None]
 
+# One empty set shared by every new connection (frozenset() is no singleton).
+EMPTY_SET: Final[frozenset[str]] = frozenset()
+
 
 class State(enum.Enum):
     ANONYMOUS = "anonymous"
@@ -202,8 +205,8 @@ class Session:
         self.role = Role.STUDENT  # an account's, from moderation; guests stay students
         self._state = State.ANONYMOUS
         self._name = ""
-        self.channels: set[str] = set()
-        self._features: frozenset[str] = frozenset()
+        self.channels: frozenset[str] = EMPTY_SET  # the hub keeps it
+        self._features: frozenset[str] = EMPTY_SET
         self.said_hello = False  # opted in to the extensions: typed events, errors
         self.connected_at = time.time()
         self.requests = 0
