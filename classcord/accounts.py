@@ -43,7 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from classcord import texts
 from classcord.config import Settings
@@ -354,14 +354,25 @@ class HashScheduler:
     (``HashBusy``), at once."""
 
     def __init__(
-        self, executor: ThreadPoolExecutor, workers: int, capacity: int, depth: int = 1
+        self,
+        executor: ThreadPoolExecutor,
+        workers: int,
+        capacity: int,
+        depth: int = 1,
+        pipeline_seconds: float = 0.0,
     ) -> None:
         self._executor = executor
         # Jobs handed to the executor at once: more than its threads, so that hashes
         # that finish back to back complete their logins in one loop pass, and every
         # client gets one write for all their presence lines instead of one each
         # (with one job at a time, N logins cost N writes to each of N clients).
-        self._workers = workers * depth
+        self._threads = workers
+        self._min_workers = workers * depth
+        self._workers = self._min_workers
+        # Fast hashes (cheap parameters) would be throttled by a fixed depth: the
+        # depth grows to what the threads compute in ``pipeline_seconds``, measured.
+        self._pipeline_seconds = pipeline_seconds
+        self._mean_seconds: float | None = None
         self._capacity = capacity
         self._queue: list[_HashJob] = []
         self._running = 0
@@ -410,7 +421,7 @@ class HashScheduler:
             if job.future.done():
                 continue
             self._running += 1
-            running = loop.run_in_executor(self._executor, job.function, *job.args)
+            running = loop.run_in_executor(self._executor, _timed, job.function, job.args)
             running.add_done_callback(functools.partial(self._finished, loop, job))
 
     def _finished(
@@ -424,11 +435,28 @@ class HashScheduler:
             elif (exc := done.exception()) is not None:
                 job.future.set_exception(exc)
             else:
-                job.future.set_result(done.result())
+                result, seconds = cast(tuple[object, float], done.result())
+                self._learn(seconds)
+                job.future.set_result(result)
         self._start(loop)
+
+    def _learn(self, seconds: float) -> None:
+        mean = seconds if self._mean_seconds is None else 0.9 * self._mean_seconds + 0.1 * seconds
+        self._mean_seconds = mean
+        if self._pipeline_seconds and mean > 0:
+            afford = int(self._threads * self._pipeline_seconds / mean)
+            # Never past the bound on hashes waiting, which is there for memory.
+            self._workers = max(self._min_workers, min(afford, self._capacity))
 
 
 MAX_NICENESS: Final = 19
+
+
+def _timed(function: Callable[..., object], args: tuple[object, ...]) -> tuple[object, float]:
+    """Run in a hash thread: the result and how long it took there."""
+    started = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - started
 
 
 def _lower_thread_priority(niceness: int) -> None:
@@ -488,6 +516,7 @@ class Accounts:
             settings.hash_workers,
             settings.login_hashes_in_flight,
             settings.hash_pipeline_depth,
+            settings.hash_pipeline_seconds,
         )
         self._per_connection = settings.login_hashes_per_connection
         self._lockout_seconds = settings.login_lockout_seconds

@@ -186,6 +186,12 @@ class Settings:
         " together share one write to each client (a login may wait behind this many)",
         1,
     )
+    hash_pipeline_seconds: float = _setting(
+        0.25,
+        "with fast hashes, hand over more than hash-pipeline-depth: as many as take"
+        " about this long to compute (so cheap hashing is not throttled)",
+        0,
+    )
     login_hashes_in_flight: int = _setting(
         32,
         "password hashes queued or running at once, all connections together (a class"

@@ -120,7 +120,13 @@ def _common(p: argparse.ArgumentParser, d: dict[str, Any]) -> None:
     )
     load.add_argument("--duration", type=float, default=d["duration"], help="seconds of sending")
     load.add_argument("--probes", type=int, default=10, help="clients that measure latency")
-    load.add_argument("--auth", choices=("login", "guest"), default="login")
+    load.add_argument(
+        "--auth",
+        choices=("login", "guest", "register"),
+        default="login",
+        help="login: register then log in; guest: an empty announce; register: register"
+        " only (idle: the registration throughput, without login presence)",
+    )
     load.add_argument("--password", default="bench-password")
     load.add_argument("--prefix", default="bench", help="account and guest name prefix")
     load.add_argument("--workers", type=int, default=1, help="load generator processes")

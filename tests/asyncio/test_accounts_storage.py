@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,19 @@ async def test_a_failed_group_commit_fails_each_registration_and_recovers(tmp_pa
         assert h.accounts.account_id("x0") is not None
     finally:
         await h.close()
+
+
+async def test_the_hash_pipeline_grows_only_for_fast_hashes() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from classcord.accounts import HashScheduler
+
+    with ThreadPoolExecutor(1) as executor:
+        fast = HashScheduler(executor, 1, capacity=100, depth=8, pipeline_seconds=0.25)
+        for _ in range(20):
+            await fast.run(0, sum, (1, 2))
+        assert fast._workers == 100  # microsecond hashes: up to the bound on waiting
+        slow = HashScheduler(executor, 1, capacity=100, depth=8, pipeline_seconds=0.25)
+        for _ in range(3):
+            await slow.run(0, time.sleep, 0.1)  # like default scrypt: about 50-100 ms
+        assert slow._workers == 8  # 0.25 s buys fewer than the depth: the depth stays
