@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -78,6 +78,9 @@ class Member(Protocol):
 
     def deliver(self, data: bytes) -> None:
         """A push from someone else (may be held until a pending reply is sent)."""
+
+    # ``deliver`` itself, as a plain callable: the fan-out calls it once per recipient.
+    push: Callable[[bytes], None]
 
     def reply(self, payload: dict[str, Any]) -> None:
         """An answer to the member's own request."""
@@ -235,14 +238,14 @@ class Hub:
         for entry in self._names.values():
             for member in entry.members:
                 if member not in skip:
-                    member.deliver(data)
+                    member.push(data)
 
-    def _fan_out(self, data: bytes, recipients: Iterable[Member], sender: Member) -> int:
-        count = 0
+    def _fan_out(self, data: bytes, recipients: Collection[Member], sender: Member) -> int:
+        # The loop every delivery goes through: nothing in it but the push.
         for member in recipients:
             if member is not sender:
-                member.deliver(data)
-                count += 1
+                member.push(data)
+        count = len(recipients) - (sender in recipients)
         self.counters.deliveries += count
         return count
 

@@ -20,7 +20,7 @@ import socket
 import struct
 import time
 from collections import Counter, deque
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from classcord import texts
 from classcord.accounts import Accounts
@@ -43,6 +43,10 @@ log = logging.getLogger("classcord.server")
 RATE_SAMPLE_SECONDS = 1.0
 RATE_SAMPLES_KEPT = 61
 LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+# No backlog in the kernel's way: queue freely until the next flush looks again.
+_NO_LIMIT: Final = float("inf")
 
 
 class WriteScheduler:
@@ -85,6 +89,7 @@ class Connection(asyncio.Protocol):
         "_early",
         "_out",
         "_out_bytes",
+        "_room",
         "admitted",
         "bytes_received",
         "driver",
@@ -110,6 +115,7 @@ class Connection(asyncio.Protocol):
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._backlog = 0
+        self._room = _NO_LIMIT  # bytes that may be queued before the backlog is checked
         self._dirty = False
         self._closed = False
         self._close_reason = "client closed the connection"
@@ -157,22 +163,29 @@ class Connection(asyncio.Protocol):
         return self.transport.get_write_buffer_size() if self.transport is not None else 0
 
     def send(self, data: bytes) -> None:
+        # The hot path of every delivery: one test against the room left.
         if self._closed:
             return
         self._out.append(data)
         self._out_bytes += len(data)
-        limit = self.server.settings.send_queue_bytes
-        if self._backlog and self._out_bytes + self._backlog > limit:
-            # The backlog seen at the last flush may have drained since: only a client
-            # the kernel still refuses bytes to is behind. A burst queued within one
-            # loop pass for a client that keeps up is not a stalled reader.
-            self._backlog = self._transport_backlog()
-            if self._backlog and self._out_bytes + self._backlog > limit:
-                self.abort(f"send queue full ({self._out_bytes + self._backlog} bytes unsent)")
-                return
+        if self._out_bytes > self._room:
+            self._check_room()
         if not self._dirty:
             self._dirty = True
             self.server.writer.mark(self)
+
+    def _check_room(self) -> None:
+        """Past the room seen at the last flush: the backlog may have drained since,
+        and only a client the kernel still refuses bytes to is behind. A burst queued
+        within one loop pass for a client that keeps up is not a stalled reader."""
+        self._set_room()
+        if self._out_bytes > self._room:
+            self.abort(f"send queue full ({self._out_bytes + self._backlog} bytes unsent)")
+
+    def _set_room(self) -> None:
+        self._backlog = self._transport_backlog()
+        limit = self.server.settings.send_queue_bytes
+        self._room = limit - self._backlog if self._backlog else _NO_LIMIT
 
     def flush(self) -> None:
         self._dirty = False
@@ -182,7 +195,7 @@ class Connection(asyncio.Protocol):
         self._out.clear()
         self._out_bytes = 0
         self.transport.write(data)
-        self._backlog = self._transport_backlog()
+        self._set_room()
         if self._backlog > self.server.settings.send_queue_bytes:
             self.abort(f"send queue full ({self._backlog} bytes unsent)")
 

@@ -181,6 +181,7 @@ class Session:
         "moderation",
         "peer",
         "pings",
+        "push",
         "requests",
         "role",
         "said_hello",
@@ -218,6 +219,9 @@ class Session:
         self._last_strike = -float("inf")
         self._warned = False
         self._held: list[bytes] | None = None
+        # What ``deliver`` does now: the connection's send, or the held list. The hub
+        # calls it straight for each recipient of a fan-out (one call per delivery).
+        self.push: Callable[[bytes], None] = peer.send
         self.claimed_name: str | None = None
         self._token = ""
 
@@ -286,10 +290,7 @@ class Session:
     def deliver(self, data: bytes) -> None:
         """A push from someone else: held while a login reply is outstanding, so the
         reply is the first line the client reads after its request."""
-        if self._held is not None:
-            self._held.append(data)
-        else:
-            self.peer.send(data)
+        self.push(data)
 
     def error(self, message: str) -> None:
         self.reply(error_reply(message))
@@ -301,9 +302,11 @@ class Session:
     def _hold(self) -> None:
         if self._held is None:
             self._held = []
+            self.push = self._held.append
 
     def _release(self) -> None:
         held, self._held = self._held, None
+        self.push = self.peer.send
         for data in held or ():
             self.peer.send(data)
 
