@@ -350,10 +350,7 @@ async def idle(run: Run) -> Json:
     users: Json = {"ok": False, "error": "no client left"}
     if alive:
         asker = alive[0]
-        users = await run.pool.call(
-            run.pool.worker_of(asker),
-            {"cmd": "request", "client": asker, "request": {"type": "users"}, "expect": ["users"]},
-        )
+        users = await run.pool.call(run.pool.worker_of(asker), {"cmd": "roster", "client": asker})
     pinged = await settle(run)
     run.monitor.tick()
     return {
@@ -389,12 +386,8 @@ async def stall(run: Run) -> Json:
     )
     run.monitor.phase = "settle"
     settled = await settle(run)
-    pattern = f'"user": "{opts.prefix}{staller}", "state": "offline"'
-    if opts.auth == "guest":
-        pattern = '"state": "offline"'
-    await run.pool.call(
-        run.pool.worker_of(observer), {"cmd": "watch", "client": observer, "pattern": pattern}
-    )
+    watch = {"departed": f"{opts.prefix}{staller}", "guest": opts.auth == "guest"}
+    await run.pool.call(run.pool.worker_of(observer), {"cmd": "watch", "client": observer, **watch})
     await run.pool.call(run.pool.worker_of(staller), {"cmd": "stall", "clients": [staller]})
     step = await measured_send(run, senders, opts.rates[0], opts.duration)
     stats = await collect(run)
