@@ -143,6 +143,13 @@ def _specific(p: argparse.ArgumentParser, name: str) -> None:
         p.add_argument("--all-steps", action="store_true", help="do not stop at saturation")
     if name == "idle":
         p.add_argument("--hold", type=float, default=10.0, help="seconds to hold the clients")
+        p.add_argument(
+            "--no-room",
+            dest="room",
+            action="store_false",
+            help="IRC peers: clients only register, joining no channel (by default they "
+            "all join one, as ClassCord's clients all see each other's presence)",
+        )
     if name == "stall":
         p.add_argument(
             "--stall-recv-buffer",
@@ -168,7 +175,7 @@ def options_from(args: argparse.Namespace) -> Options:
     if name == "fanout":
         extra["stop_at_saturation"] = not args.all_steps
     if name == "idle":
-        extra["hold"] = args.hold
+        extra.update(hold=args.hold, room=args.room)
     if name == "stall":
         extra["stall_recv_buffer"] = args.stall_recv_buffer
     if name == "storm":

@@ -127,6 +127,8 @@ class BenchClient(asyncio.Protocol):
         self.close_reason = ""
         self.stalled_at = 0.0
         self.logged_in = False
+        # IRC only: join the one room (ClassCord's clients are always all together).
+        self.joins_room = True
         self.watch: bytes | None = None  # a byte string to spot once, e.g. a status line
         self.watch_found = 0.0
         self._watch_tail = b""

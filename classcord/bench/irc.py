@@ -11,10 +11,13 @@ ClassCord global message, so the expected number of deliveries is the same too.
 After the handshake nothing is parsed, only counted (see ``client``). The settle
 phase's round trip is ``PING``/``PONG`` with the server; a server's own ``PING`` is
 answered with a ``PONG``. ``NAMES #room`` stands in for ClassCord's ``users``.
+Clients told not to join the room (``bench idle --no-room``) are only registered;
+their roster is the user count of ``LUSERS``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -37,6 +40,10 @@ PING_COOKIE: Final = "bench"
 RPL_WELCOME: Final = "001"
 RPL_NAMREPLY: Final = "353"
 RPL_ENDOFNAMES: Final = "366"
+RPL_LUSERCLIENT: Final = "251"
+# "There are 9 users and 1 invisible on 1 servers" (InspIRCd counts invisible users
+# apart; ngircd says "and 0 services" there).
+LUSERS_COUNTS: Final = re.compile(r"There are (\d+) users and (\d+) (\w+)")
 _SERVER_PREFIX: Final = f":{SERVER_NAME} ".encode()
 
 
@@ -104,12 +111,26 @@ async def irc_handshake(client: BenchClient, auth: str, password: str, seconds: 
     client.write(registration_lines(client.name))
     await _wait_for(client, RPL_WELCOME, seconds)
     client.logged_in = True
-    client.write(join_line())
-    await _wait_for(client, RPL_ENDOFNAMES, seconds)
+    if client.joins_room:
+        client.write(join_line())
+        await _wait_for(client, RPL_ENDOFNAMES, seconds)
+
+
+def lusers_count(message: Message) -> int:
+    """The users a ``251`` reply counts, invisible ones included."""
+    match = LUSERS_COUNTS.search(message.params[-1] if message.params else "")
+    if match is None:
+        raise HandshakeError(f"unexpected LUSERS reply: {message.params}")
+    invisible = int(match.group(2)) if match.group(3) == "invisible" else 0
+    return int(match.group(1)) + invisible
 
 
 async def irc_roster(client: BenchClient, seconds: float) -> int:
-    """``NAMES #room``: the number of nicks listed before the end of the list."""
+    """``NAMES #room``: the number of nicks listed before the end of the list; or,
+    for a client in no room, the number of users ``LUSERS`` counts."""
+    if not client.joins_room:
+        client.write(b"LUSERS\r\n")
+        return lusers_count(await _wait_for(client, RPL_LUSERCLIENT, seconds))
     client.write(f"NAMES {ROOM}\r\n".encode())
     names = 0
     while True:

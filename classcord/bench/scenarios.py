@@ -44,6 +44,7 @@ class Options:
     stop_at_saturation: bool = True
     # idle
     hold: float = 10.0
+    room: bool = True  # IRC peers: idle clients join the one room (False: registered only)
     # stall
     stall_recv_buffer: int = 4096
     # storm
@@ -108,6 +109,7 @@ async def connect(
             "concurrency": max(1, (concurrency or run.opts.connect_concurrency) // pool.count),
             "timeout": run.opts.handshake_timeout,
             "recv_buffer": run.opts.stall_recv_buffer,
+            "room": run.opts.room,
         }
         for w in range(pool.count)
     ]
@@ -358,6 +360,7 @@ async def idle(run: Run) -> Json:
         "handshake": handshake,
         "settle": settled,
         "held_seconds": opts.hold,
+        "room": opts.room,
         "clients_open": len(alive),
         "users_request": users,
         "ping_after_hold": pinged,

@@ -133,6 +133,7 @@ class Worker:
             client = BenchClient(
                 index, self.name(index), role, index in probes, self.book, self.dialect
             )
+            client.joins_room = bool(cmd.get("room", True))
             async with gate:
                 begin = now_us()
                 try:

@@ -18,6 +18,7 @@ from classcord.bench.irc import (
     irc_handshake,
     irc_roster,
     is_error,
+    lusers_count,
     parse_line,
 )
 from classcord.bench.spawn import dialect_of, is_valid_kind, not_applicable
@@ -148,6 +149,25 @@ async def test_the_roster_counts_names_across_lines() -> None:
         }
     )
     assert await irc_roster(client, 1.0) == 4
+
+
+async def test_a_client_told_to_stay_out_of_the_room_registers_only() -> None:
+    client, script = _scripted(
+        {
+            b"NICK": b":bench.irc 001 bench0 :Hi\r\n",
+            b"LUSERS": b":bench.irc 251 bench0 :There are 7 users and 2 invisible on 1 servers\r\n",
+        }
+    )
+    client.joins_room = False
+    await irc_handshake(client, "login", "unused", 1.0)
+    assert all(not line.startswith(b"JOIN") for line in script.written)
+    assert await irc_roster(client, 1.0) == 9
+
+
+def test_lusers_counts_users_whichever_daemon_says_it() -> None:
+    inspircd = parse_line(b":s 251 n :There are 10000 users and 3 invisible on 1 servers")
+    ngircd = parse_line(b":s 251 n :There are 10000 users and 0 services on 1 servers")
+    assert (lusers_count(inspircd), lusers_count(ngircd)) == (10_003, 10_000)
 
 
 def test_a_departure_is_the_clients_own_prefix() -> None:
