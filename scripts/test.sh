@@ -9,9 +9,15 @@ Usage: scripts/test.sh [--dry-run] [--fast] [--help] [PYTEST_ARGS...]
 
 Sets up everything the suite needs, then runs ruff, mypy --strict and pytest.
   - as root: installs missing Debian packages (docker.io, debootstrap, ufw,
-    iptables, iproute2, conntrack, procps, systemd, openssl, openjdk-17-jdk-headless)
-    with apt-get, and
+    iptables, iproute2, conntrack, procps, systemd, openssl, openjdk-17-jdk-headless,
+    inspircd, ngircd) with apt-get, and
     python3-venv when `python3 -m venv` fails for lack of it;
+  - never leaves the system services of inspircd and ngircd running (the
+    benchmark starts their binaries itself, with private configurations): they
+    are installed under a temporary /usr/sbin/policy-rc.d that forbids starting
+    services (unless the machine already has one), and on every run a packaged
+    daemon found running is stopped and the service disabled at boot
+    (undo: update-rc.d NAME enable, or systemctl enable NAME);
   - creates .venv (rebuilt when a previous run left it half made) and installs
     the package with its dev and tool dependencies, plus docker-compose 1.29
     (Debian 12's Compose v1);
@@ -45,8 +51,13 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
 # openssl and a JDK for the TLS tests (tls-class-ca.sh, keytool, the Java client).
+# inspircd and ngircd for the benchmark's IRC peers (classcord bench --spawn ...).
 APT_PACKAGES=(docker.io debootstrap ufw iptables iproute2 conntrack procps systemd openssl
-              openjdk-17-jdk-headless)
+              openjdk-17-jdk-headless inspircd ngircd)
+# Packages whose postinst would start a system service that must never run here:
+# the IRC daemons would hold port 6667 and take CPU from the benchmarks.
+NO_SERVICE_PACKAGES=(inspircd ngircd)
+POLICY_RC=/usr/sbin/policy-rc.d
 # Debian 13 (trixie) packages whose Docker CLI plugins the suite runs: Compose v2
 # and BuildKit's client, as a Debian 13 student has them.
 DEBIAN13_SUITE=trixie
@@ -63,13 +74,84 @@ install_system_packages() {
         echo "test.sh: not root or no apt-get: system packages not installed (system tests may skip)"
         return 0
     fi
-    local missing=()
+    local missing=() held=()
     for pkg in "${APT_PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" && continue
+        if is_no_service_package "$pkg"; then held+=("$pkg"); else missing+=("$pkg"); fi
     done
-    if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$((${#missing[@]} + ${#held[@]}))" -gt 0 ]; then
         run apt-get update -qq
+    fi
+    if [ "${#missing[@]}" -gt 0 ]; then
         run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    fi
+    if [ "${#held[@]}" -gt 0 ]; then
+        install_without_starting "${held[@]}"
+    fi
+    local pkg
+    for pkg in "${NO_SERVICE_PACKAGES[@]}"; do
+        stop_packaged_service "$pkg"
+    done
+}
+
+is_no_service_package() {
+    local pkg
+    for pkg in "${NO_SERVICE_PACKAGES[@]}"; do
+        [ "$pkg" = "$1" ] && return 0
+    done
+    return 1
+}
+
+remove_policy_rc() {
+    echo "+ rm -f $POLICY_RC"
+    rm -f "$POLICY_RC"
+}
+
+# Debian's maintainer scripts start a service through invoke-rc.d (or
+# deb-systemd-invoke), which first asks /usr/sbin/policy-rc.d: exit code 101
+# means "not allowed". A policy the machine already has (Docker images ship
+# one) is left alone; ours exists only for this install.
+install_without_starting() {
+    local placed=0
+    if [ ! -e "$POLICY_RC" ]; then
+        printf '+ printf %s > %s  # removed after the install\n' "'#!/bin/sh\\nexit 101\\n'" "$POLICY_RC"
+        if [ "$DRY_RUN" -eq 0 ]; then
+            trap remove_policy_rc EXIT
+            printf '#!/bin/sh\nexit 101\n' > "$POLICY_RC"
+            chmod 0755 "$POLICY_RC"
+            placed=1
+        fi
+    fi
+    run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+    if [ "$placed" -eq 1 ]; then
+        remove_policy_rc
+        trap - EXIT
+    fi
+}
+
+# Stop the packaged daemon of $1 if it runs, and disable its service at boot.
+# Only the process in the package's own pid file, running the package's own
+# binary, is stopped: the benchmark's daemons (private pid files) are not.
+stop_packaged_service() {
+    local name=$1
+    [ -x "/etc/init.d/$name" ] || [ -f "/lib/systemd/system/$name.service" ] || return 0
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        if systemctl is-active --quiet "$name" || systemctl is-enabled --quiet "$name" 2>/dev/null; then
+            run systemctl disable --now "$name"
+        fi
+        return 0
+    fi
+    local pidfile pid
+    pidfile="/run/$name/$name.pid"
+    pid=$(cat "$pidfile" 2>/dev/null || true)
+    if [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "/usr/sbin/$name" ]; then
+        run "/etc/init.d/$name" stop
+        if [ "$DRY_RUN" -eq 0 ] && kill -0 "$pid" 2>/dev/null; then
+            run kill "$pid"
+        fi
+    fi
+    if compgen -G "/etc/rc[2-5].d/S*$name" >/dev/null && command -v update-rc.d >/dev/null 2>&1; then
+        run update-rc.d "$name" disable
     fi
 }
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from classcord.bench import baseline, report
+from classcord.bench.ircd import IrcdProcess, IrcdStartError
 from classcord.bench.orchestrator import Monitor, WorkerPool
 from classcord.bench.procstat import raise_nofile_limit
 from classcord.bench.scenarios import SCENARIOS, Options, Run
@@ -20,9 +21,11 @@ from classcord.bench.spawn import (
     BENCH_SERVER_FLAGS,
     CHEAP_HASHING_FLAGS,
     KINDS,
-    ServerProcess,
     ServerStartError,
+    dialect_of,
     is_valid_kind,
+    make_server,
+    not_applicable,
     split_kind,
 )
 
@@ -86,8 +89,9 @@ def _common(p: argparse.ArgumentParser, d: dict[str, Any]) -> None:
         "--spawn",
         default="classcord",
         help="servers to start on 127.0.0.1, one run each in this order: "
-        "classcord, classcord-tls (through its TLS port), baseline, or several with "
-        "commas, e.g. classcord,classcord-tls,baseline (default: classcord); "
+        "classcord, classcord-tls (through its TLS port), baseline, inspircd, ngircd "
+        "(the Debian packages' IRC daemons, with a private configuration), or several "
+        "with commas, e.g. classcord,inspircd,ngircd,baseline (default: classcord); "
         "classcord@DIR runs ClassCord from the source tree DIR (e.g. a worktree of "
         "an earlier commit) beside the current one",
     )
@@ -145,6 +149,13 @@ def _specific(p: argparse.ArgumentParser, name: str) -> None:
         p.add_argument("--all-steps", action="store_true", help="do not stop at saturation")
     if name == "idle":
         p.add_argument("--hold", type=float, default=10.0, help="seconds to hold the clients")
+        p.add_argument(
+            "--no-room",
+            dest="room",
+            action="store_false",
+            help="IRC peers: clients only register, joining no channel (by default they "
+            "all join one, as ClassCord's clients all see each other's presence)",
+        )
     if name == "stall":
         p.add_argument(
             "--stall-recv-buffer",
@@ -170,7 +181,7 @@ def options_from(args: argparse.Namespace) -> Options:
     if name == "fanout":
         extra["stop_at_saturation"] = not args.all_steps
     if name == "idle":
-        extra["hold"] = args.hold
+        extra.update(hold=args.hold, room=args.room)
     if name == "stall":
         extra["stall_recv_buffer"] = args.stall_recv_buffer
     if name == "storm":
@@ -214,13 +225,27 @@ def server_flags(kind: str, opts: Options, args: argparse.Namespace) -> list[str
     return flags + list(args.server_arg)
 
 
+def skipped(kind: str, opts: Options, rnd: int, rounds: int, reason: str) -> Json:
+    """The document of a run that was not made: the scenario does not apply."""
+    return {
+        "scenario": opts.scenario,
+        "server": kind,
+        "round": rnd,
+        "rounds": rounds,
+        "result": {"not_applicable": reason},
+    }
+
+
 async def run_once(
     kind: str, opts: Options, args: argparse.Namespace, rnd: int, rounds: int
 ) -> Json:
-    server: ServerProcess | None = None
+    reason = not_applicable(kind, opts.scenario)
+    if reason is not None:
+        return skipped(kind, opts, rnd, rounds, reason)
+    server = None
     host, port, pid = args.host, args.port, args.server_pid
     if kind != "attached":
-        server = ServerProcess(kind, extra_args=server_flags(kind, opts, args))
+        server = make_server(kind, server_flags(kind, opts, args))
         await asyncio.to_thread(server.start)
         host, port, pid = server.host, server.port, server.pid
         tls_cafile = server.tls_cafile
@@ -228,7 +253,9 @@ async def run_once(
         tls_cafile = None
     label = f"{opts.scenario}/{kind}" + (f"#{rnd}" if rounds > 1 else "")
     monitor = Monitor(pid, label, None if args.quiet else sys.stderr)
-    pool = WorkerPool(opts.workers, host, port, opts.password, opts.prefix, tls_cafile)
+    pool = WorkerPool(
+        opts.workers, host, port, opts.password, opts.prefix, tls_cafile, dialect_of(kind)
+    )
     load_before = report.machine()["loadavg"]
     try:
         await pool.start()
@@ -251,6 +278,9 @@ async def run_once(
         "loadavg_after": report.machine()["loadavg"],
         "result": result,
     }
+    if isinstance(server, IrcdProcess):
+        document["server_command"] = server.command
+        document["server_config"] = server.config_text
     if server is not None:
         document["server_command_flags"] = server_flags(kind, opts, args)
         log_text = server.read_log()
@@ -290,13 +320,14 @@ def run(args: argparse.Namespace) -> int:
         for kind in kinds:
             try:
                 results.append(asyncio.run(run_once(kind, opts, args, rnd, rounds)))
-            except ServerStartError as exc:
+            except (ServerStartError, IrcdStartError) as exc:
                 print(f"bench: {exc}", file=sys.stderr)
                 return 1
     compared = report.comparisons(results)
     saturation = {c["round"]: c["baseline_saturation_deliveries_per_second"] for c in compared}
     for result in results:
-        if result["server"] != "baseline":
+        # The issue's targets are ClassCord's: not the baseline's, nor the IRC peers'.
+        if dialect_of(result["server"]) == "json" and result["server"] != "baseline":
             result["checks"] = report.checks(result, saturation.get(result["round"]))
     document = {
         "machine": report.machine(),

@@ -5,6 +5,11 @@ counts markers in the bytes it receives: benchmark messages, ``pong`` and ``erro
 lines. A marker split across two reads is still counted once (a few bytes are
 carried over). Probe clients also read the send timestamp inside each benchmark
 message to measure latency; the others never look inside a line.
+
+What the bytes look like is a ``Dialect``: ClassCord's JSON lines are defined here;
+IRC, for the C daemons measured beside ClassCord, is ``classcord.bench.irc``. Both
+carry the same ``~b~<sender> <seq> <send time>~`` payload, so latency and delivery
+counts are computed by the same code for every server.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import socket
 import ssl
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 from classcord.bench.stats import Histogram
@@ -24,13 +31,16 @@ from classcord.bench.stats import Histogram
 MESSAGE_MARK: Final = b"~b~"
 PONG_MARK: Final = b'"type": "pong"'
 ERROR_MARK: Final = b'"type": "error"'
-MARKS: Final = (MESSAGE_MARK, PONG_MARK, ERROR_MARK)
-CARRY_BYTES: Final = max(len(m) for m in MARKS) - 1
 PROBE_PATTERN: Final = re.compile(rb"~b~\d+ \d+ (\d+)~")
 MESSAGE_LINE: Final = b'{"type": "message", "subtype": "global", "content": "~b~%d %d %d~"}\n'
 PING_LINE: Final = b'{"type": "ping"}\n'
 MAX_HANDSHAKE_LINE: Final = 4 * 1024 * 1024
 TCP_STATE_ESTABLISHED: Final = 1
+# What each counted marker stands for.
+DELIVERY: Final = "delivery"
+PONG: Final = "pong"
+ERROR: Final = "error"
+SERVER_PING: Final = "server-ping"  # the server asks for a PONG (IRC)
 
 
 def now_us() -> int:
@@ -43,6 +53,31 @@ def message_line(sender: int, seq: int, sent_us: int) -> bytes:
 
 class HandshakeError(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one family of servers is spoken to, as far as the benchmark needs."""
+
+    name: str
+    # (marker, DELIVERY | PONG | ERROR | SERVER_PING): counted in every read.
+    marks: tuple[tuple[bytes, str], ...]
+    message_format: bytes  # % (sender, seq, send time in µs): one benchmark message
+    ping_line: bytes  # asks the server for a pong (the settle phase's round trip)
+    pong_line: bytes  # the answer to a server's own ping
+    # Identify a connected client: (client, auth mode, password, timeout seconds).
+    handshake: Callable[[BenchClient, str, str, float], Awaitable[None]]
+    # Ask for the list of who is online; the number of names listed.
+    roster: Callable[[BenchClient, float], Awaitable[int]]
+    # What an observer receives when ``name`` (a guest when True) is dropped.
+    departure: Callable[[str, bool], bytes]
+
+    def message_line(self, sender: int, seq: int, sent_us: int) -> bytes:
+        return self.message_format % (sender, seq, sent_us)
+
+    @property
+    def carry_bytes(self) -> int:
+        return max(len(mark) for mark, _ in self.marks) - 1
 
 
 class LatencyBook:
@@ -61,7 +96,17 @@ class LatencyBook:
 
 
 class BenchClient(asyncio.Protocol):
-    def __init__(self, index: int, name: str, role: str, probe: bool, book: LatencyBook) -> None:
+    def __init__(
+        self,
+        index: int,
+        name: str,
+        role: str,
+        probe: bool,
+        book: LatencyBook,
+        dialect: Dialect | None = None,
+    ) -> None:
+        self.dialect = dialect or JSON_DIALECT
+        self._carry_bytes = self.dialect.carry_bytes
         self.index = index
         self.name = name
         self.role = role
@@ -82,6 +127,8 @@ class BenchClient(asyncio.Protocol):
         self.close_reason = ""
         self.stalled_at = 0.0
         self.logged_in = False
+        # IRC only: join the one room (ClassCord's clients are always all together).
+        self.joins_room = True
         self.watch: bytes | None = None  # a byte string to spot once, e.g. a status line
         self.watch_found = 0.0
         self._watch_tail = b""
@@ -124,23 +171,27 @@ class BenchClient(asyncio.Protocol):
             self._watch_tail = data[-(len(self.watch) - 1) :]
 
     def _count(self, data: bytes) -> None:
-        head = data[:CARRY_BYTES]
+        carry_bytes = self._carry_bytes
+        head = data[:carry_bytes]
         joined = self._carry + head
-        delivered = data.count(MESSAGE_MARK)
-        pongs = data.count(PONG_MARK)
-        errors = data.count(ERROR_MARK)
-        if self._carry:
-            for mark in MARKS:
-                spanning = joined.count(mark) - self._carry.count(mark) - head.count(mark)
-                if spanning:
-                    if mark is MESSAGE_MARK:
-                        delivered += spanning
-                    elif mark is PONG_MARK:
-                        pongs += spanning
-                    else:
-                        errors += spanning
+        delivered = pongs = errors = pings = 0
+        for mark, meaning in self.dialect.marks:
+            found = data.count(mark)
+            if self._carry:
+                # a marker that starts in the carried bytes and ends in this read
+                found += joined.count(mark) - self._carry.count(mark) - head.count(mark)
+            if not found:
+                continue
+            if meaning == DELIVERY:
+                delivered += found
+            elif meaning == PONG:
+                pongs += found
+            elif meaning == ERROR:
+                errors += found
+            else:
+                pings += found
         self._carry = (
-            data[-CARRY_BYTES:] if len(data) >= CARRY_BYTES else (self._carry + data)[-CARRY_BYTES:]
+            data[-carry_bytes:] if len(data) >= carry_bytes else (self._carry + data)[-carry_bytes:]
         )
         if delivered:
             self.delivered += delivered
@@ -159,6 +210,9 @@ class BenchClient(asyncio.Protocol):
             self._wake()
         if errors:
             self.errors += errors
+        if pings:
+            # An idle IRC client must answer, or the daemon drops it as timed out.
+            self.write(self.dialect.pong_line * pings)
 
     # helpers
 
@@ -268,9 +322,9 @@ async def open_client(
     recv_buffer: int = 0,
     tls: ssl.SSLContext | None = None,
 ) -> None:
-    """Connect ``client`` and identify it: ``login`` (register first, "already exists"
-    is fine), ``login-only``, ``register`` (only), ``guest`` (an empty announce
-    message) or ``none``."""
+    """Connect ``client`` and identify it in its dialect. ClassCord's ``auth`` modes:
+    ``login`` (register first, "already exists" is fine), ``login-only``,
+    ``register`` (only), ``guest`` (an empty announce message) or ``none``."""
     loop = asyncio.get_running_loop()
     if recv_buffer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -291,6 +345,12 @@ async def open_client(
             ),
             seconds,
         )
+    await client.dialect.handshake(client, auth, password, seconds)
+    client.count_mode()
+
+
+async def json_handshake(client: BenchClient, auth: str, password: str, seconds: float) -> None:
+    """ClassCord's identification, by ``auth`` mode (see ``open_client``)."""
     name = client.name
     if auth in ("login", "login-only", "register"):
         if auth in ("login", "register"):
@@ -299,7 +359,6 @@ async def open_client(
             if reply.get("type") == "error" and "already exists" not in str(reply.get("message")):
                 raise HandshakeError(f"register refused: {reply.get('message')}")
             if auth == "register":
-                client.count_mode()
                 return
         client.write(_line({"type": "login", "username": name, "password": password}))
         reply = await client.read_reply(seconds, ("login",))
@@ -313,8 +372,37 @@ async def open_client(
         client.logged_in = True
     elif auth != "none":
         raise ValueError(f"unknown auth mode {auth!r}")
-    client.count_mode()
+
+
+async def json_roster(client: BenchClient, seconds: float) -> int:
+    """A ``users`` request; the number of names in its reply."""
+    client.write(_line({"type": "users"}))
+    reply = await client.read_reply(seconds, ("users",))
+    users = reply.get("users")
+    if not isinstance(users, list):
+        raise HandshakeError(f"no users list in the reply: {str(reply)[:80]}")
+    return len(users)
+
+
+def json_departure(name: str, guest: bool) -> bytes:
+    """The ``offline`` status line of a dropped client (a guest's has no user name
+    the observer can know in advance)."""
+    if guest:
+        return b'"state": "offline"'
+    return f'"user": "{name}", "state": "offline"'.encode()
 
 
 def _line(obj: dict[str, Any]) -> bytes:
     return (json.dumps(obj) + "\n").encode("utf-8")
+
+
+JSON_DIALECT: Final = Dialect(
+    name="json",
+    marks=((MESSAGE_MARK, DELIVERY), (PONG_MARK, PONG), (ERROR_MARK, ERROR)),
+    message_format=MESSAGE_LINE,
+    ping_line=PING_LINE,
+    pong_line=b"",
+    handshake=json_handshake,
+    roster=json_roster,
+    departure=json_departure,
+)

@@ -36,6 +36,7 @@ class WorkerPool:
         password: str,
         prefix: str,
         tls_cafile: str | None = None,
+        dialect: str = "json",
     ) -> None:
         self.count = count
         self.setup = {
@@ -44,6 +45,7 @@ class WorkerPool:
             "password": password,
             "prefix": prefix,
             "tls_cafile": tls_cafile,
+            "dialect": dialect,
         }
         self.procs: list[asyncio.subprocess.Process] = []
         self.latest: list[Json] = [{} for _ in range(count)]

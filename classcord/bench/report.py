@@ -136,7 +136,9 @@ def rows_for(result: Json) -> list[Row]:
     scenario = result["scenario"]
     data = result["result"]
     rows: list[Row] = []
-    if scenario == "fanout":
+    if "not_applicable" in data:
+        rows.append(("not applicable", data["not_applicable"]))
+    elif scenario == "fanout":
         rows += _handshake_rows(data["handshake"])
         for step in data["steps"]:
             rows += _step_rows(step, f"@{rate_label(step['offered_rate'])} ")

@@ -44,6 +44,7 @@ class Options:
     stop_at_saturation: bool = True
     # idle
     hold: float = 10.0
+    room: bool = True  # IRC peers: idle clients join the one room (False: registered only)
     # stall
     stall_recv_buffer: int = 4096
     # storm
@@ -108,6 +109,7 @@ async def connect(
             "concurrency": max(1, (concurrency or run.opts.connect_concurrency) // pool.count),
             "timeout": run.opts.handshake_timeout,
             "recv_buffer": run.opts.stall_recv_buffer,
+            "room": run.opts.room,
         }
         for w in range(pool.count)
     ]
@@ -350,10 +352,7 @@ async def idle(run: Run) -> Json:
     users: Json = {"ok": False, "error": "no client left"}
     if alive:
         asker = alive[0]
-        users = await run.pool.call(
-            run.pool.worker_of(asker),
-            {"cmd": "request", "client": asker, "request": {"type": "users"}, "expect": ["users"]},
-        )
+        users = await run.pool.call(run.pool.worker_of(asker), {"cmd": "roster", "client": asker})
     pinged = await settle(run)
     run.monitor.tick()
     return {
@@ -361,6 +360,7 @@ async def idle(run: Run) -> Json:
         "handshake": handshake,
         "settle": settled,
         "held_seconds": opts.hold,
+        "room": opts.room,
         "clients_open": len(alive),
         "users_request": users,
         "ping_after_hold": pinged,
@@ -389,12 +389,8 @@ async def stall(run: Run) -> Json:
     )
     run.monitor.phase = "settle"
     settled = await settle(run)
-    pattern = f'"user": "{opts.prefix}{staller}", "state": "offline"'
-    if opts.auth == "guest":
-        pattern = '"state": "offline"'
-    await run.pool.call(
-        run.pool.worker_of(observer), {"cmd": "watch", "client": observer, "pattern": pattern}
-    )
+    watch = {"departed": f"{opts.prefix}{staller}", "guest": opts.auth == "guest"}
+    await run.pool.call(run.pool.worker_of(observer), {"cmd": "watch", "client": observer, **watch})
     await run.pool.call(run.pool.worker_of(staller), {"cmd": "stall", "clients": [staller]})
     step = await measured_send(run, senders, opts.rates[0], opts.duration)
     stats = await collect(run)

@@ -1,8 +1,10 @@
 """Start the server under test as a child process and stop it cleanly.
 
-Both servers print ``listening on HOST:PORT`` when ready; their output goes to a log
-file (never a pipe nobody reads, which would block a server that prints per event).
-Used by the benchmarks and by the fault tests.
+ClassCord and the baseline print ``listening on HOST:PORT`` when ready; their output
+goes to a log file (never a pipe nobody reads, which would block a server that
+prints per event). The IRC daemons measured beside them are started by ``ircd``;
+``make_server`` picks the right one for a kind. Used by the benchmarks and by the
+fault tests.
 """
 
 from __future__ import annotations
@@ -10,22 +12,24 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, Self
+
+from classcord.bench import ircd
+from classcord.bench.child import ChildServer
 
 # The plaintext listener (the TLS one says "tls: listening on", matched apart).
 READY_PATTERN: Final = re.compile(r"(?<!tls: )listening on (\S+):(\d+)")
 READY_TIMEOUT: Final = 30.0
-STOP_TIMEOUT: Final = 15.0
 POLL_INTERVAL: Final = 0.02
-# classcord-tls: ClassCord measured through its TLS port (a throwaway certificate).
-KINDS: Final = ("classcord", "classcord-tls", "baseline")
+# classcord-tls: ClassCord measured through its TLS port (a throwaway certificate);
+# inspircd, ngircd: the Debian packages' IRC daemons, spoken to in IRC.
+KINDS: Final = ("classcord", "classcord-tls", "baseline", *ircd.KINDS)
 TLS_READY_PATTERN: Final = re.compile(r"tls: listening on (\S+):(\d+)")
 # ``classcord@DIR``: ClassCord from another source tree (a checkout of an earlier
 # commit), so that a change is measured side by side with what it replaces.
@@ -70,6 +74,25 @@ def is_valid_kind(kind: str) -> bool:
             and (Path(source) / "classcord" / "__main__.py").is_file()
         )
     return base in KINDS
+
+
+def dialect_of(kind: str) -> str:
+    """The load generator's dialect for a server kind (see ``classcord.bench.worker``)."""
+    return "irc" if split_kind(kind)[0] in ircd.KINDS else "json"
+
+
+def not_applicable(kind: str, scenario: str) -> str | None:
+    """Why ``scenario`` cannot be run against ``kind``, or None when it can."""
+    if split_kind(kind)[0] in ircd.KINDS:
+        return ircd.NOT_APPLICABLE.get(scenario)
+    return None
+
+
+def make_server(kind: str, extra_args: Sequence[str] = ()) -> ServerProcess | ircd.IrcdProcess:
+    """An unstarted server of ``kind`` on 127.0.0.1 and a free port."""
+    if split_kind(kind)[0] in ircd.KINDS:
+        return ircd.IrcdProcess(kind)
+    return ServerProcess(kind, extra_args=extra_args)
 
 
 def make_bench_certificate(folder: Path) -> tuple[Path, Path]:
@@ -121,8 +144,8 @@ def server_command(
     raise ValueError(f"unknown server kind {kind!r}, expected one of {KINDS}")
 
 
-class ServerProcess:
-    """One server child: its pid, address, data folder and log."""
+class ServerProcess(ChildServer):
+    """One ClassCord or baseline child: its pid, address, data folder and log."""
 
     def __init__(
         self,
@@ -155,12 +178,7 @@ class ServerProcess:
         # With classcord-tls, clients connect to the TLS port with this CA file.
         self.tls_cafile: str | None = None
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self, timeout: float = READY_TIMEOUT) -> ServerProcess:
+    def start(self, timeout: float = READY_TIMEOUT) -> Self:
         cmd = server_command(
             self.kind, self.host, self.requested_port, self.data_dir, self.extra_args
         )
@@ -211,38 +229,3 @@ class ServerProcess:
         if self.running():
             assert self.proc is not None
             self.proc.send_signal(signum)
-
-    def wait(self, timeout: float) -> int | None:
-        if self.proc is None:
-            return None
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
-        """SIGTERM, then SIGKILL after ``timeout``; returns the exit status."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            if self.wait(timeout) is None:
-                self.kill()
-        return self.proc.returncode
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def cleanup(self) -> None:
-        self.stop()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def __enter__(self) -> ServerProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()

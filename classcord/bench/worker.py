@@ -18,15 +18,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from classcord.bench.client import (
-    PING_LINE,
+    JSON_DIALECT,
     TCP_STATE_ESTABLISHED,
     BenchClient,
+    Dialect,
     HandshakeError,
     LatencyBook,
-    message_line,
     now_us,
     open_client,
 )
+from classcord.bench.irc import IRC_DIALECT
 from classcord.bench.procstat import raise_nofile_limit
 from classcord.bench.stats import Histogram
 
@@ -36,6 +37,7 @@ FLOOD_BATCH: Final = 64  # unpaced senders write this many messages a tick...
 FLOOD_HIGH_WATER: Final = 256 * 1024  # ...while less than this is waiting to be sent
 STALL_POLL: Final = 0.05
 MAX_ERROR_SAMPLES: Final = 5
+DIALECTS: Final = {d.name: d for d in (JSON_DIALECT, IRC_DIALECT)}
 
 Json = dict[str, Any]
 
@@ -61,7 +63,9 @@ class Worker:
         password: str,
         prefix: str,
         tls: ssl.SSLContext | None = None,
+        dialect: Dialect = JSON_DIALECT,
     ) -> None:
+        self.dialect = dialect
         self.host = host
         self.port = port
         self.tls = tls
@@ -126,7 +130,10 @@ class Worker:
         errors_before = len(self.error_samples)
 
         async def one(index: int, role: str) -> bool:
-            client = BenchClient(index, self.name(index), role, index in probes, self.book)
+            client = BenchClient(
+                index, self.name(index), role, index in probes, self.book, self.dialect
+            )
+            client.joins_room = bool(cmd.get("room", True))
             async with gate:
                 begin = now_us()
                 try:
@@ -166,7 +173,7 @@ class Worker:
         alive = [c for c in self.clients.values() if not c.closed and c.role != "staller"]
         targets = [c.pongs + 1 for c in alive]
         for client in alive:
-            client.write(PING_LINE)
+            client.write(self.dialect.ping_line)
         results = await asyncio.gather(
             *(c.wait_pongs(t, timeout) for c, t in zip(alive, targets, strict=True))
         )
@@ -181,6 +188,7 @@ class Worker:
         end_at = start_at + float(cmd["duration"])
         await asyncio.sleep(max(0.0, start_at - time.monotonic()))
         count = len(senders) or 1
+        message_line = self.dialect.message_line
         offsets = [k / count / rate if rate > 0 else 0.0 for k in range(len(senders))]
         sent = [0] * len(senders)
         self.sending = True
@@ -246,29 +254,26 @@ class Worker:
             await asyncio.sleep(STALL_POLL)
 
     async def cmd_watch(self, cmd: Json) -> Json:
-        """Have one client note when it first receives ``pattern``."""
+        """Have one client note when it first sees ``departed`` (a name) dropped."""
         client = self.clients[int(cmd["client"])]
-        client.watch = str(cmd["pattern"]).encode()
+        client.watch = self.dialect.departure(str(cmd["departed"]), bool(cmd.get("guest")))
         client.watch_found = 0.0
         self.watching.append(client)
         return {}
 
-    async def cmd_request(self, cmd: Json) -> Json:
-        """Send one request line from one client and time its reply."""
+    async def cmd_roster(self, cmd: Json) -> Json:
+        """Time one client's request for the list of who is online."""
         client = self.clients[int(cmd["client"])]
         client.line_mode_on()
         begin = time.monotonic()
-        client.write((json.dumps(cmd["request"]) + "\n").encode())
         try:
-            reply = await client.read_reply(float(cmd.get("timeout", 30.0)), tuple(cmd["expect"]))
+            names = await self.dialect.roster(client, float(cmd.get("timeout", 30.0)))
         except HandshakeError as exc:
-            client.count_mode()
             return {"ok": False, "error": str(exc)}
+        finally:
+            client.count_mode()
         elapsed = time.monotonic() - begin
-        client.count_mode()
-        summary = {k: v for k, v in reply.items() if not isinstance(v, list | dict)}
-        lists = {k: len(v) for k, v in reply.items() if isinstance(v, list | dict)}
-        return {"ok": True, "ms": round(elapsed * 1000, 2), "reply": summary, "lengths": lists}
+        return {"ok": True, "ms": round(elapsed * 1000, 2), "lengths": {"users": names}}
 
     async def cmd_soak(self, cmd: Json) -> Json:
         """Clients that connect, chat for a random lifetime, leave, and are replaced."""
@@ -290,7 +295,7 @@ class Worker:
                 turn += 1
                 guest = rng.random() < guest_share
                 name = self.name(index) + ("g" if guest else "")
-                client = BenchClient(index, name, "chat", True, self.book)
+                client = BenchClient(index, name, "chat", True, self.book, self.dialect)
                 begin = now_us()
                 try:
                     await open_client(
@@ -314,7 +319,7 @@ class Worker:
                 life_end = min(deadline, time.monotonic() + rng.uniform(life_min, life_max))
                 seq = 0
                 while time.monotonic() < life_end and not client.closed:
-                    client.write(message_line(index, seq, now_us()))
+                    client.write(self.dialect.message_line(index, seq, now_us()))
                     seq += 1
                     self.sent += 1
                     await asyncio.sleep(rng.expovariate(rate) if rate > 0 else 1.0)
@@ -387,8 +392,8 @@ COMMANDS: Final[dict[str, Callable[[Worker, Json], Awaitable[Json]]]] = {
     "stop_send": Worker.cmd_stop_send,
     "mark": Worker.cmd_mark,
     "stall": Worker.cmd_stall,
-    "request": Worker.cmd_request,
     "watch": Worker.cmd_watch,
+    "roster": Worker.cmd_roster,
     "soak": Worker.cmd_soak,
     "stats": Worker.cmd_stats,
     "reset": Worker.cmd_reset,
@@ -435,6 +440,7 @@ def main() -> int:
         setup["password"],
         setup["prefix"],
         client_tls(setup.get("tls_cafile")),
+        DIALECTS[setup.get("dialect", JSON_DIALECT.name)],
     )
     asyncio.run(serve(worker))
     return 0

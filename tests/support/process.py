@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from classcord.bench import spawn
+from classcord.bench import child, spawn
 
 # Cheap hashing: these tests are not about hashing cost (the default is 2**14).
 TEST_FLAGS = ("--scrypt-n", "1024")
@@ -43,7 +43,7 @@ class ServerProcess(spawn.ServerProcess):
     def lines(self) -> list[str]:
         return self.log.splitlines()
 
-    def terminate(self, timeout: float = spawn.STOP_TIMEOUT) -> int:
+    def terminate(self, timeout: float = child.STOP_TIMEOUT) -> int:
         """SIGTERM and wait (no SIGKILL); returns the exit code."""
         assert self.proc is not None
         self.signal(signal.SIGTERM)
