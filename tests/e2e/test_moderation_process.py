@@ -60,17 +60,27 @@ async def chat_lines(client: LineClient, count: int) -> list[tuple[str, str | No
     return lines
 
 
+async def teacher_and_two_students(
+    server: ServerProcess, family: str, *prefixes: str
+) -> dict[str, LineClient]:
+    """Three logged-in clients, names unique to this test, the first one a teacher."""
+    suffix = f"{family}{time.monotonic_ns() % 10**6}"
+    clients = {}
+    for prefix in prefixes:
+        name = prefix + suffix
+        clients[name] = await LineClient.connect(server.port)
+        await clients[name].sign_in(name)
+    teacher = next(iter(clients))
+    assert await asyncio.to_thread(admin, server.data_path, "role", teacher, "teacher") == 0
+    return clients
+
+
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 async def test_a_teacher_on_each_legacy_family_mutes_and_unmutes(
     server: ServerProcess, family: str
 ) -> None:
-    suffix = f"{family}{time.monotonic_ns() % 10**6}"
-    teacher, student, other = f"Prof{suffix}", f"Léa{suffix}", f"Tom{suffix}"
-    clients = {}
-    for name in (teacher, student, other):
-        clients[name] = await LineClient.connect(server.port)
-        await clients[name].sign_in(name)
-    assert await asyncio.to_thread(admin, server.data_path, "role", teacher, "teacher") == 0
+    clients = await teacher_and_two_students(server, family, "Prof", "Léa", "Tom")
+    teacher, student, other = clients
     for name in (teacher, student, other):
         # The role's announcement reaches everyone, as a message from Serveur.
         role_news = texts.MOD_ANNOUNCE_ROLE.format(name=teacher, role="professeur")
@@ -115,14 +125,9 @@ async def until_said(client: LineClient, content: str, to: str | None = None) ->
 async def test_every_command_typed_as_content_by_each_family(
     server: ServerProcess, family: str
 ) -> None:
-    suffix = f"{family}{time.monotonic_ns() % 10**6}"
-    prof, lea, tom = f"Ens{suffix}", f"Ana{suffix}", f"Max{suffix}"
-    clients: dict[str, LineClient] = {}
-    for name in (prof, lea, tom):
-        clients[name] = await LineClient.connect(server.port)
-        await clients[name].sign_in(name)
-    assert await asyncio.to_thread(admin, server.data_path, "role", prof, "teacher") == 0
-    teacher, student, other = clients[prof], clients[lea], clients[tom]
+    clients = await teacher_and_two_students(server, family, "Ens", "Ana", "Max")
+    prof, lea, tom = clients
+    teacher, student, other = clients.values()
 
     async def command(content: str) -> None:
         await typed(teacher, family, prof, content)
