@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from classcord import texts
 from classcord.errors import StorageError
@@ -269,6 +269,11 @@ class PrivateRule:
     allowed: bool
     actor: str
     since: float
+
+
+# The rules that can end by themselves, and every rule (for the shared helpers).
+_Timed = TypeVar("_Timed", MuteRule, BanRule, SilenceRule)
+_Rule = TypeVar("_Rule", MuteRule, BanRule, SilenceRule, SlowRule)
 
 
 class RuleKind(enum.Enum):
@@ -529,31 +534,35 @@ class ModerationState:
 
     # --- reading the rules -------------------------------------------------------
 
+    def _in_force(
+        self, table: dict[Any, _Timed], key: Any, kind: RuleKind, now: float
+    ) -> _Timed | None:
+        """The rule under ``key`` unless it has ended; an ended one is dropped here
+        and kept for ``expire`` to report (every query expires lazily)."""
+        rule = table.get(key)
+        if rule is None or not _ended(rule.until, now):
+            return rule
+        del table[key]
+        name = "" if isinstance(rule, SilenceRule) else rule.name
+        channel = rule.channel if isinstance(rule, SilenceRule) else None
+        self._expired.append(Expiry(kind, name, channel, rule.until or 0.0))
+        self._changed()
+        return None
+
     def _ban(self, key: str, now: float) -> BanRule | None:
-        rule = self._bans.get(key)
-        if rule is not None and _ended(rule.until, now):
-            del self._bans[key]
-            self._expired.append(Expiry(RuleKind.BAN, rule.name, None, rule.until or 0.0))
-            self._changed()
-            return None
-        return rule
+        return self._in_force(self._bans, key, RuleKind.BAN, now)
 
     def _mute(self, key: str, now: float) -> MuteRule | None:
-        rule = self._mutes.get(key)
-        if rule is not None and _ended(rule.until, now):
-            del self._mutes[key]
-            self._expired.append(Expiry(RuleKind.MUTE, rule.name, None, rule.until or 0.0))
-            self._changed()
-            return None
-        return rule
+        return self._in_force(self._mutes, key, RuleKind.MUTE, now)
 
     def _silence(self, channel: str | None, now: float) -> SilenceRule | None:
-        rule = self._silences.get(channel)
-        if rule is not None and _ended(rule.until, now):
-            del self._silences[channel]
-            self._expired.append(Expiry(RuleKind.SILENCE, "", channel, rule.until or 0.0))
+        return self._in_force(self._silences, channel, RuleKind.SILENCE, now)
+
+    def _lift(self, table: dict[Any, _Rule], key: Any) -> _Rule | None:
+        """Remove a rule by hand; returns it, or None if there was none."""
+        rule = table.pop(key, None)
+        if rule is not None:
             self._changed()
-            return None
         return rule
 
     def mute_of(self, name: str, now: float | None = None) -> MuteRule | None:
@@ -610,10 +619,7 @@ class ModerationState:
 
     def unmute(self, name: str) -> MuteRule | None:
         """Lift the mute on ``name``; returns it, or None if there was none."""
-        rule = self._mutes.pop(name_key(name), None)
-        if rule is not None:
-            self._changed()
-        return rule
+        return self._lift(self._mutes, name_key(name))
 
     def ban(
         self,
@@ -630,10 +636,7 @@ class ModerationState:
         return rule
 
     def unban(self, name: str) -> BanRule | None:
-        rule = self._bans.pop(name_key(name), None)
-        if rule is not None:
-            self._changed()
-        return rule
+        return self._lift(self._bans, name_key(name))
 
     def silence(
         self,
@@ -649,10 +652,7 @@ class ModerationState:
         return rule
 
     def unsilence(self, channel: str | None) -> SilenceRule | None:
-        rule = self._silences.pop(channel, None)
-        if rule is not None:
-            self._changed()
-        return rule
+        return self._lift(self._silences, channel)
 
     def set_slow(
         self, channel: str | None, seconds: int, actor: str = "", now: float | None = None
@@ -664,11 +664,10 @@ class ModerationState:
         return rule
 
     def clear_slow(self, channel: str | None) -> SlowRule | None:
-        rule = self._slow.pop(channel, None)
+        rule = self._lift(self._slow, channel)
         if rule is not None:
             for entry in [e for e in self._last_post if e[1] == channel]:
                 del self._last_post[entry]
-            self._changed()
         return rule
 
     def set_private(
