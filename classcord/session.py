@@ -69,13 +69,10 @@ from classcord.protocol import (
     SetStatus,
     Typing,
     Unknown,
-    chat_reply,
     decode_line,
     encode,
     error_reply,
     loggable,
-    notice_for,
-    now_timestamp,
     parse_request,
 )
 from classcord.storage import GUEST_TOKEN_PREFIX, account_token
@@ -170,7 +167,6 @@ class Session:
         "_name",
         "_state",
         "_strikes",
-        "_timestamp",
         "_token",
         "_warned",
         "accounts",
@@ -196,7 +192,6 @@ class Session:
         settings: Settings,
         moderation: ModerationService,
         clock: Callable[[], float] = time.monotonic,
-        timestamp: Callable[[], str] = now_timestamp,
     ) -> None:
         self.peer = peer
         self.hub = hub
@@ -212,7 +207,6 @@ class Session:
         self.connected_at = time.time()
         self.requests = 0
         self.pings = 0
-        self._timestamp = timestamp
         self._bucket = TokenBucket(settings.rate_per_second, settings.rate_burst, clock)
         self._clock = clock
         self._strikes = 0
@@ -297,7 +291,7 @@ class Session:
 
     def notify(self, content: str) -> None:
         """A notice for this connection alone (shutdown reaches anonymous ones too)."""
-        self.deliver(encode(notice_for(self._features, content, self._timestamp())))
+        self.hub.notify(self, content)
 
     def _hold(self) -> None:
         if self._held is None:
@@ -537,11 +531,7 @@ class Session:
                     raise
                 # Client family A prints an error line raw in the chat window: a
                 # legacy client gets the news as a private message from Serveur.
-                self.reply(
-                    chat_reply(
-                        texts.SERVER_NAME, exc.message, self._timestamp(), private_to=self._name
-                    )
-                )
+                self.hub.notify_private(self, exc.message)
                 return None
             log.debug(
                 "message: conn=%d from=%s private to=%s",

@@ -115,7 +115,6 @@ class Harness:
             self.settings,
             self.moderation,
             clock=self.clock,
-            timestamp=self.timestamp,
         )
         framer = LineFramer(self.settings.max_line_bytes, self.settings.abuse_line_bytes)
         self.drivers[session] = RequestDriver(session, peer, framer)
