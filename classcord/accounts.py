@@ -445,8 +445,10 @@ class HashScheduler:
         self._mean_seconds = mean
         if self._pipeline_seconds and mean > 0:
             afford = int(self._threads * self._pipeline_seconds / mean)
-            # Never past the bound on hashes waiting, which is there for memory.
-            self._workers = max(self._min_workers, min(afford, self._capacity))
+            # At most half the bound on hashes waiting: a job handed to the executor
+            # can no longer be evicted, and a classmate's login must still find a
+            # queued attacker's hash to take the place of (else it is refused).
+            self._workers = max(self._min_workers, min(afford, self._capacity // 2))
 
 
 MAX_NICENESS: Final = 19
