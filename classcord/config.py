@@ -100,7 +100,7 @@ class Settings:
         1_048_576, "unsent bytes to one client before it is disconnected as a stalled reader", 1024
     )
     write_chunk_bytes: int = _setting(
-        8_192,
+        65_536,
         "most bytes handed to a client's socket at once: when the kernel's buffer is full,"
         " the rest waits as references to lines shared with the other clients",
         512,

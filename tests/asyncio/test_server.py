@@ -110,9 +110,10 @@ class KernelLikeTransport(RecordingTransport):
 
 
 async def test_a_client_behind_keeps_its_lines_queued_here_then_gets_them_all_in_order(
-    server: ClassCordServer,
+    tmp_path: Path,
 ) -> None:
-    chunk = server.settings.write_chunk_bytes
+    chunk = 8_192  # below the shared block, which is then written a chunk at a time
+    server = await start(tmp_path, write_chunk_bytes=chunk)
     connection = Connection(server, 997)
     transport = KernelLikeTransport(connection, room=3_000)
     connection.connection_made(transport)
@@ -135,6 +136,7 @@ async def test_a_client_behind_keeps_its_lines_queued_here_then_gets_them_all_in
     assert connection.queued_bytes() == 0
     assert not transport.aborted
     connection.connection_lost(None)
+    await server.shutdown()
 
 
 async def test_a_close_while_behind_still_writes_everything_queued(
