@@ -367,7 +367,8 @@ class HashScheduler:
         # client gets one write for all their presence lines instead of one each
         # (with one job at a time, N logins cost N writes to each of N clients).
         self._threads = workers
-        self._min_workers = workers * depth
+        # Never all of ``capacity``: see _learn.
+        self._min_workers = max(workers, min(workers * depth, capacity // 2))
         self._workers = self._min_workers
         # Fast hashes (cheap parameters) would be throttled by a fixed depth: the
         # depth grows to what the threads compute in ``pipeline_seconds``, measured.

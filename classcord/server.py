@@ -82,11 +82,13 @@ class WriteScheduler:
     def flush(self) -> None:
         # Still scheduled while the hub hands out its pending lines: their marks
         # join this flush instead of asking for another.
-        self._before_flush()
-        dirty, self._dirty = self._dirty, []
-        self._scheduled = False
-        for connection in dirty:
-            connection.flush()
+        try:
+            self._before_flush()
+        finally:
+            dirty, self._dirty = self._dirty, []
+            self._scheduled = False
+            for connection in dirty:
+                connection.flush()
 
 
 class Connection(asyncio.Protocol):
@@ -217,8 +219,11 @@ class Connection(asyncio.Protocol):
         else:
             self._write_chunks()
         self._set_room()
-        if self._backlog > self.server.settings.send_queue_bytes:
-            self.abort(f"send queue full ({self._backlog} bytes unsent)")
+        # What waits here while the kernel is full counts too: a burst of one pass
+        # to a client that reads nothing is cut off now, not at its next line.
+        unsent = self._backlog + self._out_bytes
+        if unsent > self.server.settings.send_queue_bytes:
+            self.abort(f"send queue full ({unsent} bytes unsent)")
 
     def _write_chunks(self) -> None:
         """Hand the socket at most a chunk at a time, and stop once the kernel's
@@ -283,6 +288,7 @@ class Connection(asyncio.Protocol):
         self._log_limit(reason)
         self._close_reason = reason
         self.server.hub.settle_for(self.session)
+        self.session.release_held()
         self._out.append(encode(error_reply(texts.CUT_OFF)))
         self._write_all()
         self._closed = True
@@ -313,6 +319,7 @@ class Connection(asyncio.Protocol):
         if self._closed or self.transport is None:
             return
         self.server.hub.settle_for(self.session)
+        self.session.release_held()
         self._write_all()
         self._close_reason = reason
         self._closed = True
@@ -678,6 +685,7 @@ class ClassCordServer:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.hub.schedule_flush = None  # the loop that flushed it is going away
         flushed = await self._close_storage()
         self.accounts.close()
         log.info("stopped: %d clients notified, %d messages flushed", notified, flushed)

@@ -296,9 +296,18 @@ class Session:
         self.hub.notify(self, content)
 
     def _hold(self) -> None:
+        # What the member is owed already goes out before the reply, as it would
+        # have without the hub's pending block.
+        self.hub.settle_for(self)
         if self._held is None:
             self._held = []
             self.push = self._held.append
+
+    def release_held(self) -> None:
+        """The connection closes before the reply it waits for: what was held goes
+        out all the same."""
+        if self._held is not None:
+            self._release()
 
     def _release(self) -> None:
         self.hub.settle_for(self)  # into the held lines, which come out in order

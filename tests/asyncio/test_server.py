@@ -79,8 +79,9 @@ async def test_a_client_that_caught_up_is_not_cut_off_for_its_old_backlog(
 
 
 class KernelLikeTransport(RecordingTransport):
-    """Takes ``room`` bytes, buffers the rest and pauses its protocol, as asyncio's
-    transport does with a high-water mark of 0; ``drain`` is the client reading."""
+    """Takes ``room`` bytes and buffers the rest; past the high-water mark the
+    connection sets, it pauses its protocol as asyncio's transport does (64 KiB
+    until told otherwise); ``drain`` is the client reading."""
 
     def __init__(self, protocol: Connection, room: int) -> None:
         super().__init__()
@@ -88,6 +89,10 @@ class KernelLikeTransport(RecordingTransport):
         self.room = room
         self.delivered = bytearray()
         self.paused = False
+        self.high = 64 * 1024
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.high = 64 * 1024 if high is None else high
 
     def write(self, data: Any) -> None:
         super().write(data)
@@ -96,7 +101,7 @@ class KernelLikeTransport(RecordingTransport):
         self.delivered += bytes(data[:taken])
         self.pending = getattr(self, "pending", b"") + bytes(data[taken:])
         self.buffered = len(self.pending)
-        if self.buffered and not self.paused:
+        if self.buffered > self.high and not self.paused:
             self.paused = True
             self.protocol.pause_writing()
 
@@ -151,6 +156,21 @@ async def test_a_close_while_behind_still_writes_everything_queued(
     connection.close("bye")
     transport.drain(room=10**9)
     assert bytes(transport.delivered).count(b"\n") == 20
+    connection.connection_lost(None)
+
+
+async def test_a_burst_of_one_pass_past_the_send_queue_cuts_a_client_that_reads_nothing(
+    server: ClassCordServer,
+) -> None:
+    limit = server.settings.send_queue_bytes
+    connection = Connection(server, 994)
+    transport = KernelLikeTransport(connection, room=0)
+    connection.connection_made(transport)
+    line = b"z" * 1_023 + b"\n"
+    for _ in range(2 * limit // len(line)):
+        connection.send(line)  # all within one pass: the room is checked at flush
+    await asyncio.sleep(0)
+    assert transport.aborted
     connection.connection_lost(None)
 
 
