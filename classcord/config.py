@@ -99,6 +99,12 @@ class Settings:
     send_queue_bytes: int = _setting(
         1_048_576, "unsent bytes to one client before it is disconnected as a stalled reader", 1024
     )
+    write_chunk_bytes: int = _setting(
+        65_536,
+        "most bytes handed to a client's socket at once: when the kernel's buffer is full,"
+        " the rest waits as references to lines shared with the other clients",
+        512,
+    )
     write_coalesce_ms: float = _setting(
         0.0,
         "wait up to this long to write several lines to a client in one system call"

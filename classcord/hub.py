@@ -17,13 +17,24 @@ the whole state machine) and then asks the hub to ``enter`` it under a name or t
 let it ``leave``. The hub never changes a member's state; when it must get rid of
 one (a kick, a guest holding a name an account now needs) it calls ``evict``.
 
-Fan-out encodes a message once and hands the same bytes to every recipient's
-``deliver``; the I/O layer queues them and writes each recipient once per event-loop
-pass, so a broadcast never waits on any one client.
+Fan-out encodes a message once. Channel messages and presence are not handed out
+one by one: the lines a pass sends to one audience wait in a ``PendingFanOut``, and
+when the pass ends each recipient gets them all in one push (the same joined bytes
+for everyone who sent none of them). Before anything else reaches a member who is
+owed some of those lines (a reply, a private message, a notice), they are handed out
+first, so every client reads its lines in the order the hub produced them. The I/O
+layer queues what is pushed and writes each recipient once per event-loop pass, so a
+broadcast never waits on any one client.
+
+    message ─▶ pending (one audience) ─┬─ pass ends ───────────┐
+    presence ─▶ (other audience: hand   ├─ reply/notice to an  ├─▶ one push per member
+                 out the pending first)  │  owed member         │   (its own lines left out)
+                                         └─ join/leave ─────────┘
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -79,8 +90,9 @@ class Member(Protocol):
     def deliver(self, data: bytes) -> None:
         """A push from someone else (may be held until a pending reply is sent)."""
 
-    # ``deliver`` itself, as a plain callable: the fan-out calls it once per recipient.
-    push: Callable[[bytes], None]
+    # ``deliver`` itself, as a plain callable: the fan-out calls it once per recipient
+    # and pass, with the pass's lines in one block (or a view of its tail).
+    push: Callable[[bytes | memoryview], None]
 
     def reply(self, payload: dict[str, Any]) -> None:
         """An answer to the member's own request."""
@@ -113,6 +125,44 @@ class OnlineName:
         return self.state != "invisible"
 
 
+class PendingFanOut:
+    """The lines of one pass for one audience, not handed out yet."""
+
+    __slots__ = ("audience", "lines", "skipped", "start")
+
+    def __init__(self, audience: set[Member] | None) -> None:
+        self.audience = audience  # a channel's member set, or None: everyone online
+        self.lines: list[bytes] = []
+        # A member who came in after the first lines gets only the later ones.
+        self.start: dict[Member, int] = {}
+        # Lines a member must not get: its own message, its own presence.
+        self.skipped: dict[Member, set[int]] = {}
+
+    def add(self, data: bytes, skip: Iterable[Member]) -> None:
+        index = len(self.lines)
+        self.lines.append(data)
+        for member in skip:
+            if self.start.get(member, 0) == index:
+                self.start[member] = index + 1
+            else:
+                self.skipped.setdefault(member, set()).add(index)
+
+    def arrived(self, member: Member) -> None:
+        self.start[member] = len(self.lines)
+
+    def owed_count(self, member: Member) -> int:
+        """Lines ``member`` is owed, if it is in the audience (skipped lines are
+        always at or after its start)."""
+        return len(self.lines) - self.start.get(member, 0) - len(self.skipped.get(member, ()))
+
+    def lines_for(self, member: Member) -> bytes:
+        start = self.start.get(member, 0)
+        skipped = self.skipped.get(member, ())
+        return b"".join(
+            line for index, line in enumerate(self.lines[start:], start) if index not in skipped
+        )
+
+
 @dataclass
 class Counters:
     messages: int = 0
@@ -137,6 +187,10 @@ class Hub:
         self._names: dict[str, OnlineName] = {}
         self._channels: dict[str, set[Member]] = {DEFAULT_CHANNEL: set()}
         self._single: dict[frozenset[str], frozenset[str]] = {}  # see _shared
+        self._pending: PendingFanOut | None = None
+        # Set by the I/O layer: asks for ``flush_pending`` at the end of the pass.
+        # Without it (no event loop) every fan-out is handed out at once.
+        self.schedule_flush: Callable[[], None] | None = None
 
     # --- names ----------------------------------------------------------------------
 
@@ -186,6 +240,8 @@ class Hub:
         if entry is None:
             entry = self._names[name_key(name)] = OnlineName(name, guest)
         entry.members.append(member)
+        if self._pending is not None and self._pending.audience is None:
+            self._pending.arrived(member)
         self._join(member, DEFAULT_CHANNEL)
         if first:
             self._broadcast(encode(status_reply(entry.name, "online")), exclude=entry.members)
@@ -193,6 +249,7 @@ class Hub:
 
     def leave(self, member: Member) -> None:
         """Take ``member`` offline; harmless when it is not online."""
+        self.flush_pending()
         for channel in list(member.channels):
             self._leave(member, channel)
         entry = self._names.get(name_key(member.name))
@@ -234,17 +291,68 @@ class Hub:
 
     def _broadcast(self, data: bytes, exclude: Iterable[Member] = ()) -> None:
         """To every member (presence goes to all channels)."""
-        skip = set(exclude)
-        for entry in self._names.values():
-            for member in entry.members:
-                if member not in skip:
-                    member.push(data)
+        self._queue(data, None, exclude)
+
+    def _queue(self, data: bytes, audience: set[Member] | None, skip: Iterable[Member]) -> None:
+        pending = self._pending
+        if pending is None or pending.audience is not audience:
+            self.flush_pending()
+            pending = self._pending = PendingFanOut(audience)
+            if self.schedule_flush is not None:
+                self.schedule_flush()
+        pending.add(data, skip)
+        if self.schedule_flush is None:
+            self.flush_pending()
+
+    def _audience(self, pending: PendingFanOut) -> Iterable[Member]:
+        if pending.audience is not None:
+            return pending.audience
+        return [member for entry in self._names.values() for member in entry.members]
+
+    def flush_pending(self) -> None:
+        """Hand out the pending lines: one push per member (called when the pass
+        ends, and before anything else reaches a member who is owed some)."""
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        lines = pending.lines
+        block = lines[0] if len(lines) == 1 else b"".join(lines)
+        special = pending.start.keys() | pending.skipped.keys()
+        offsets: list[int] | None = None
+        # The loop every delivery goes through: nothing in it but the push.
+        for member in self._audience(pending):
+            if member not in special:
+                member.push(block)
+            elif pending.owed_count(member) <= 0:
+                continue
+            elif member in pending.skipped:
+                member.push(pending.lines_for(member))
+            else:
+                # Came in during the pass: the tail of the same block, not a copy
+                # (a burst of arrivals would otherwise copy its lines quadratically).
+                if offsets is None:
+                    offsets = list(itertools.accumulate(map(len, lines), initial=0))
+                member.push(memoryview(block)[offsets[pending.start[member]] :])
+
+    def settle_for(self, member: Member) -> None:
+        """Called before a line reaches ``member`` by another way: when it is owed
+        pending lines, they go first."""
+        pending = self._pending
+        if pending is None:
+            return
+        audience = self._channels[DEFAULT_CHANNEL] if pending.audience is None else pending.audience
+        if member in audience and pending.owed_count(member) > 0:
+            self.flush_pending()
 
     def _fan_out(self, data: bytes, recipients: Collection[Member], sender: Member) -> int:
-        # The loop every delivery goes through: nothing in it but the push.
+        self.flush_pending()
         for member in recipients:
             if member is not sender:
                 member.push(data)
+        return self._count_deliveries(recipients, sender)
+
+    def _count_deliveries(self, recipients: Collection[Member], sender: Member) -> int:
         count = len(recipients) - (sender in recipients)
         self.counters.deliveries += count
         return count
@@ -264,7 +372,9 @@ class Hub:
         shown_channel = None if canonical == DEFAULT_CHANNEL else canonical
         data = encode(chat_reply(member.name, content, timestamp, channel=shown_channel))
         self.counters.messages += 1
-        self._fan_out(data, self._channels[canonical], member)
+        recipients = self._channels[canonical]
+        self._queue(data, recipients, (member,))
+        self._count_deliveries(recipients, member)
         self.history.record(
             MessageRecord(time.time(), timestamp, canonical, member.name, None, canonical, content)
         )
@@ -308,6 +418,7 @@ class Hub:
             recipients = self._channels[channel]
             payload["channel"] = channel
         data = encode(payload)
+        self.flush_pending()
         for other in recipients:
             if other is not member and "typing" in other.features:
                 other.deliver(data)
@@ -315,6 +426,7 @@ class Hub:
     def notify(self, member: Member, content: str) -> None:
         """A notice for people: a ``system`` line to clients that asked for it, an
         ordinary message from Serveur to everyone else."""
+        self.settle_for(member)
         member.deliver(encode(notice_for(member.features, content, self._timestamp())))
 
     def notify_private(
@@ -323,6 +435,7 @@ class Hub:
         """A notice for this member alone: the typed ``event`` (with the text) to a
         client that asked for ``moderation``, a ``system`` line to one that asked for
         those, else a private message from Serveur, which every legacy client shows."""
+        self.settle_for(member)
         timestamp = self._timestamp()
         features = member.features
         if event is not None and "moderation" in features:
@@ -345,6 +458,7 @@ class Hub:
         if event is not None:
             typed = encode({**event, "text": content, "timestamp": timestamp})
         count = 0
+        self.flush_pending()
         for entry in self._names.values():
             for member in entry.members:
                 count += 1
@@ -380,11 +494,16 @@ class Hub:
         return self._single.setdefault(channels, channels)
 
     def _join(self, member: Member, channel: str) -> None:
-        self._channels.setdefault(channel, set()).add(member)
+        members = self._channels.setdefault(channel, set())
+        pending = self._pending
+        if pending is not None and pending.audience is members and member not in members:
+            pending.arrived(member)
+        members.add(member)
         if channel not in member.channels:
             member.channels = self._shared(member.channels | {channel})
 
     def _leave(self, member: Member, channel: str) -> None:
+        self.flush_pending()
         members = self._channels.get(channel)
         if members is not None:
             members.discard(member)

@@ -20,6 +20,7 @@ import socket
 import struct
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from classcord import texts
@@ -54,14 +55,23 @@ class WriteScheduler:
     ``delay`` seconds, that long after the first line queued (each write system call
     then carries several lines, which is most of the cost of a delivery)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        delay: float = 0.0,
+        before_flush: Callable[[], None] = lambda: None,
+    ) -> None:
         self._loop = loop
         self._delay = delay
+        self._before_flush = before_flush  # the hub's pending fan-out
         self._dirty: list[Connection] = []
         self._scheduled = False
 
     def mark(self, connection: Connection) -> None:
         self._dirty.append(connection)
+        self.request()
+
+    def request(self) -> None:
         if not self._scheduled:
             self._scheduled = True
             if self._delay:
@@ -70,10 +80,15 @@ class WriteScheduler:
                 self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        dirty, self._dirty = self._dirty, []
-        self._scheduled = False
-        for connection in dirty:
-            connection.flush()
+        # Still scheduled while the hub hands out its pending lines: their marks
+        # join this flush instead of asking for another.
+        try:
+            self._before_flush()
+        finally:
+            dirty, self._dirty = self._dirty, []
+            self._scheduled = False
+            for connection in dirty:
+                connection.flush()
 
 
 class Connection(asyncio.Protocol):
@@ -90,6 +105,7 @@ class Connection(asyncio.Protocol):
         "_out",
         "_out_bytes",
         "_room",
+        "_write_paused",
         "admitted",
         "bytes_received",
         "driver",
@@ -112,11 +128,12 @@ class Connection(asyncio.Protocol):
             LineFramer(settings.max_line_bytes, settings.abuse_line_bytes),
             after_request=self._after_request,
         )
-        self._out: list[bytes] = []
+        self._out: list[bytes | memoryview] = []
         self._out_bytes = 0
         self._backlog = 0
         self._room = _NO_LIMIT  # bytes that may be queued before the backlog is checked
         self._dirty = False
+        self._write_paused = False
         self._closed = False
         self._close_reason = "client closed the connection"
         self.admitted = False
@@ -162,7 +179,7 @@ class Connection(asyncio.Protocol):
     def _transport_backlog(self) -> int:
         return self.transport.get_write_buffer_size() if self.transport is not None else 0
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes | memoryview) -> None:
         # The hot path of every delivery: one test against the room left.
         if self._closed:
             return
@@ -191,13 +208,71 @@ class Connection(asyncio.Protocol):
         self._dirty = False
         if self._closed or self.transport is None or not self._out:
             return
-        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
-        self._out.clear()
-        self._out_bytes = 0
-        self.transport.write(data)
+        if self._write_paused:
+            return  # resume_writing marks it again
+        out = self._out
+        if len(out) == 1 and len(out[0]) <= self.server.settings.write_chunk_bytes:
+            data = out[0]
+            out.clear()
+            self._out_bytes = 0
+            self.transport.write(data)
+        else:
+            self._write_chunks()
         self._set_room()
-        if self._backlog > self.server.settings.send_queue_bytes:
-            self.abort(f"send queue full ({self._backlog} bytes unsent)")
+        # What waits here while the kernel is full counts too: a burst of one pass
+        # to a client that reads nothing is cut off now, not at its next line.
+        unsent = self._backlog + self._out_bytes
+        if unsent > self.server.settings.send_queue_bytes:
+            self.abort(f"send queue full ({unsent} bytes unsent)")
+
+    def _write_chunks(self) -> None:
+        """Hand the socket at most a chunk at a time, and stop once the kernel's
+        buffer is full (the transport then pauses us): what is left stays queued as
+        references to the fan-out's shared blocks, one copy for every client behind,
+        instead of a copy in each transport."""
+        assert self.transport is not None
+        chunk = self.server.settings.write_chunk_bytes
+        out = self._out
+        taken = 0
+        while taken < len(out) and not self._write_paused:
+            size = 0
+            end = taken
+            while end < len(out) and (end == taken or size + len(out[end]) <= chunk):
+                size += len(out[end])
+                end += 1
+            data: bytes | memoryview
+            if end - taken == 1:
+                data = out[taken]
+                if len(data) > chunk:
+                    view = memoryview(data)
+                    data, out[taken] = view[:chunk], view[chunk:]
+                    end = taken  # the rest of this line stays first in the queue
+                    size = chunk
+            else:
+                data = b"".join(out[taken:end])
+            taken = end
+            self._out_bytes -= size
+            self.transport.write(data)
+        del out[:taken]
+
+    def pause_writing(self) -> None:
+        # asyncio calls it when the kernel took less than was written (the limits
+        # set in connection_made make any leftover count).
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._out and not self._dirty:
+            self._dirty = True
+            self.server.writer.mark(self)
+
+    def _write_all(self) -> None:
+        """Everything queued, whatever the kernel's buffer: before a close."""
+        self._write_paused = False
+        if self._out and self.transport is not None:
+            self.transport.write(b"".join(self._out))
+            self._out.clear()
+            self._out_bytes = 0
 
     @property
     def silent(self) -> bool:
@@ -212,8 +287,10 @@ class Connection(asyncio.Protocol):
             return
         self._log_limit(reason)
         self._close_reason = reason
+        self.server.hub.settle_for(self.session)
+        self.session.release_held()
         self._out.append(encode(error_reply(texts.CUT_OFF)))
-        self.flush()
+        self._write_all()
         self._closed = True
         transport = self.transport
         transport.pause_reading()
@@ -241,7 +318,9 @@ class Connection(asyncio.Protocol):
         """Flush what is queued, then close."""
         if self._closed or self.transport is None:
             return
-        self.flush()
+        self.server.hub.settle_for(self.session)
+        self.session.release_held()
+        self._write_all()
         self._close_reason = reason
         self._closed = True
         self.transport.close()
@@ -282,6 +361,10 @@ class Connection(asyncio.Protocol):
             transport.close()
             return
         self.admitted = True
+        # Paused as soon as anything is left in the transport (see _write_chunks),
+        # resumed once it is empty. Not high=0: the TLS transport pauses at a size
+        # >= its mark, so 0 would pause it after every write, empty or not.
+        transport.set_write_buffer_limits(high=1, low=0)
         sock = transport.get_extra_info("socket")
         if sock is not None and self.server.settings.tcp_keepalive:
             _enable_keepalive(sock, self.server.settings)
@@ -408,7 +491,10 @@ class ClassCordServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.writer = WriteScheduler(loop, self.settings.write_coalesce_ms / 1000)
+        self.writer = WriteScheduler(
+            loop, self.settings.write_coalesce_ms / 1000, before_flush=self.hub.flush_pending
+        )
+        self.hub.schedule_flush = self.writer.request
         await self.accounts.load()
         await self.moderation.load()
         await self._prune()
@@ -599,6 +685,7 @@ class ClassCordServer:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.hub.schedule_flush = None  # the loop that flushed it is going away
         flushed = await self._close_storage()
         self.accounts.close()
         log.info("stopped: %d clients notified, %d messages flushed", notified, flushed)

@@ -121,7 +121,7 @@ class Peer(Protocol):
     @property
     def address(self) -> str: ...
 
-    def send(self, data: bytes) -> None: ...
+    def send(self, data: bytes | memoryview) -> None: ...
 
     def close(self, reason: str) -> None: ...
 
@@ -212,10 +212,10 @@ class Session:
         self._strikes = 0
         self._last_strike = -float("inf")
         self._warned = False
-        self._held: list[bytes] | None = None
+        self._held: list[bytes | memoryview] | None = None
         # What ``deliver`` does now: the connection's send, or the held list. The hub
         # calls it straight for each recipient of a fan-out (one call per delivery).
-        self.push: Callable[[bytes], None] = peer.send
+        self.push: Callable[[bytes | memoryview], None] = peer.send
         self.claimed_name: str | None = None
         self._token = ""
 
@@ -279,11 +279,13 @@ class Session:
         """An answer to this connection's own request: never held back."""
         if log.isEnabledFor(logging.DEBUG):
             log.debug("reply: conn=%d type=%s", self.peer.conn_id, payload.get("type"))
+        self.hub.settle_for(self)
         self.peer.send(encode(payload))
 
     def deliver(self, data: bytes) -> None:
         """A push from someone else: held while a login reply is outstanding, so the
         reply is the first line the client reads after its request."""
+        self.hub.settle_for(self)
         self.push(data)
 
     def error(self, message: str) -> None:
@@ -294,11 +296,21 @@ class Session:
         self.hub.notify(self, content)
 
     def _hold(self) -> None:
+        # What the member is owed already goes out before the reply, as it would
+        # have without the hub's pending block.
+        self.hub.settle_for(self)
         if self._held is None:
             self._held = []
             self.push = self._held.append
 
+    def release_held(self) -> None:
+        """The connection closes before the reply it waits for: what was held goes
+        out all the same."""
+        if self._held is not None:
+            self._release()
+
     def _release(self) -> None:
+        self.hub.settle_for(self)  # into the held lines, which come out in order
         held, self._held = self._held, None
         self.push = self.peer.send
         for data in held or ():

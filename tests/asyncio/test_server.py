@@ -31,6 +31,9 @@ class RecordingTransport(asyncio.Transport):
     def get_write_buffer_size(self) -> int:
         return self.buffered
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
     def abort(self) -> None:
         self.aborted = True
 
@@ -71,6 +74,119 @@ async def test_a_client_that_caught_up_is_not_cut_off_for_its_old_backlog(
     transport.buffered = limit + 1  # really behind now: cut off at this pass's flush
     connection.send(b"z" * (limit // 5))
     await asyncio.sleep(0)
+    assert transport.aborted
+    connection.connection_lost(None)
+
+
+class KernelLikeTransport(RecordingTransport):
+    """Takes ``room`` bytes and buffers the rest; past the high-water mark the
+    connection sets, it pauses its protocol as asyncio's transport does (64 KiB
+    until told otherwise); ``drain`` is the client reading."""
+
+    def __init__(self, protocol: Connection, room: int) -> None:
+        super().__init__()
+        self.protocol = protocol
+        self.room = room
+        self.delivered = bytearray()
+        self.paused = False
+        self.high = 64 * 1024
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.high = 64 * 1024 if high is None else high
+
+    def write(self, data: Any) -> None:
+        super().write(data)
+        taken = min(self.room, len(data))
+        self.room -= taken
+        self.delivered += bytes(data[:taken])
+        self.pending = getattr(self, "pending", b"") + bytes(data[taken:])
+        self.buffered = len(self.pending)
+        if self.buffered > self.high and not self.paused:
+            self.paused = True
+            self.protocol.pause_writing()
+
+    def drain(self, room: int) -> None:
+        self.delivered += self.pending
+        self.pending = b""
+        self.buffered = 0
+        self.room = room
+        self.paused = False
+        self.protocol.resume_writing()
+
+
+async def test_a_client_behind_keeps_its_lines_queued_here_then_gets_them_all_in_order(
+    tmp_path: Path,
+) -> None:
+    chunk = 8_192  # below the shared block, which is then written a chunk at a time
+    server = await start(tmp_path, write_chunk_bytes=chunk)
+    connection = Connection(server, 997)
+    transport = KernelLikeTransport(connection, room=3_000)
+    connection.connection_made(transport)
+    lines = [f"{n:04d}".encode() + b"x" * 995 + b"\n" for n in range(100)]
+    shared = b"".join(lines[50:])  # one block shared with other clients
+    for line in lines[:50]:
+        connection.send(line)
+    connection.send(shared)
+    await asyncio.sleep(0)
+    # One chunk went to the kernel, which took 3,000 bytes: the rest stays queued
+    # here (not copied into the transport) until it drains.
+    assert len(transport.writes) == 1
+    assert len(transport.writes[0]) <= chunk
+    assert connection.queued_bytes() == 100_000 - 3_000
+    assert transport.buffered < chunk
+    transport.drain(room=10**9)
+    await asyncio.sleep(0)
+    assert bytes(transport.delivered) == b"".join(lines)
+    assert all(len(write) <= chunk for write in transport.writes)
+    assert connection.queued_bytes() == 0
+    assert not transport.aborted
+    connection.connection_lost(None)
+    await server.shutdown()
+
+
+async def test_a_close_while_behind_still_writes_everything_queued(
+    server: ClassCordServer,
+) -> None:
+    connection = Connection(server, 996)
+    transport = KernelLikeTransport(connection, room=0)
+    connection.connection_made(transport)
+    for n in range(20):
+        connection.send(b"%d" % n + b"y" * 999 + b"\n")
+    await asyncio.sleep(0)
+    connection.close("bye")
+    transport.drain(room=10**9)
+    assert bytes(transport.delivered).count(b"\n") == 20
+    connection.connection_lost(None)
+
+
+async def test_a_burst_of_one_pass_past_the_send_queue_cuts_a_client_that_reads_nothing(
+    server: ClassCordServer,
+) -> None:
+    limit = server.settings.send_queue_bytes
+    connection = Connection(server, 994)
+    transport = KernelLikeTransport(connection, room=0)
+    connection.connection_made(transport)
+    line = b"z" * 1_023 + b"\n"
+    for _ in range(2 * limit // len(line)):
+        connection.send(line)  # all within one pass: the room is checked at flush
+    await asyncio.sleep(0)
+    assert transport.aborted
+    connection.connection_lost(None)
+
+
+async def test_a_client_behind_past_the_send_queue_is_still_cut_off(
+    server: ClassCordServer,
+) -> None:
+    limit = server.settings.send_queue_bytes
+    connection = Connection(server, 995)
+    transport = KernelLikeTransport(connection, room=0)
+    connection.connection_made(transport)
+    connection.send(b"a" * 100 + b"\n")
+    await asyncio.sleep(0)
+    assert transport.paused
+    block = b"b" * 4_095 + b"\n"
+    for _ in range(limit // len(block) + 2):
+        connection.send(block)
     assert transport.aborted
     connection.connection_lost(None)
 

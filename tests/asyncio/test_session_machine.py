@@ -115,7 +115,10 @@ class SessionMachine(RuleBasedStateMachine):
         online_keys = {name_key(s.name) for s in identified}
         for _, peer in self.sessions:
             for data in peer.sent:
-                json.loads(data)  # every line is valid JSON
+                # One push may carry several whole lines (a pass's fan-out).
+                assert data.endswith(b"\n")
+                for line in data.splitlines():
+                    json.loads(line)  # every line is valid JSON
         assert all(hub.is_online(s.name) for s in identified)
         assert len(online_keys) == len({name_key(n) for n in online_keys})
 

@@ -125,3 +125,17 @@ def test_baseline_server_command_exists() -> None:
     )
     assert done.returncode == 0
     assert "thread" in done.stdout
+
+
+def test_the_memory_floor_children_hold_their_connections() -> None:
+    from classcord.bench import floor
+
+    clients = 2_000
+    interpreter = floor.measure("interpreter", clients)
+    held = floor.measure("asyncio", clients)
+    bare = floor.measure("selectors", clients)
+    # Each child really accepted and held the connections: more memory than the
+    # interpreter alone, asyncio's transports more than bare registered sockets.
+    assert interpreter > 0
+    assert held > interpreter
+    assert held > bare

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,11 @@ TIMESTAMP = "2025-06-20T14:52:43.123456"
 class RecordingPeer:
     """The connection side of a session (``Peer``) and of its driver (``Reader``)."""
 
-    def __init__(self, address: str = "10.0.2.2") -> None:
+    def __init__(
+        self, address: str = "10.0.2.2", end_pass: Callable[[], None] = lambda: None
+    ) -> None:
         self._conn_id = next(_ids)
+        self._end_pass = end_pass  # the hub's pending fan-out, as the event loop's pass end
         self._address = address
         self.sent: list[bytes] = []
         self.closed_reason: str | None = None
@@ -48,9 +52,9 @@ class RecordingPeer:
     def closed(self) -> bool:
         return self.closed_reason is not None or self.aborted_reason is not None
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes | memoryview) -> None:
         assert self.closed_reason is None, "sent after close"
-        self.sent.append(data)
+        self.sent.append(bytes(data))
 
     def close(self, reason: str) -> None:
         self.closed_reason = reason
@@ -72,7 +76,8 @@ class RecordingPeer:
         return None
 
     def take(self) -> list[dict[str, Any]]:
-        """Every line sent since the last call, decoded."""
+        """Every line sent since the last call, decoded (the pass ends first)."""
+        self._end_pass()
         lines = [json.loads(data) for data in b"".join(self.sent).splitlines()]
         self.sent.clear()
         return lines
@@ -86,6 +91,9 @@ class Harness:
         self.accounts = Accounts(self.settings, self.storage, clock=self.clock)
         self.history = History(self.storage)
         self.hub = Hub(self.settings, self.accounts, self.history, timestamp=self.timestamp)
+        # Fan-outs wait for the pass to end, as under the server's event loop: they
+        # are handed out when a test reads what a peer got.
+        self.hub.schedule_flush = lambda: None
         # Its own clock (Unix seconds, moved by the tests), as ModerationState expects.
         self.wall_now = 1_800_000_000.0
         self.moderation = ModerationService(
@@ -107,7 +115,7 @@ class Harness:
         return TIMESTAMP
 
     def connect(self, address: str = "10.0.2.2") -> tuple[Session, RecordingPeer]:
-        peer = RecordingPeer(address)
+        peer = RecordingPeer(address, self.hub.flush_pending)
         session = Session(
             peer,
             self.hub,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,10 +45,16 @@ class ServerProcess(spawn.ServerProcess):
         return self.log.splitlines()
 
     def terminate(self, timeout: float = child.STOP_TIMEOUT) -> int:
-        """SIGTERM and wait (no SIGKILL); returns the exit code."""
+        """SIGTERM and wait; returns the exit code. A server that does not stop in
+        time is a failure, but is killed first, so no test leaves one behind."""
         assert self.proc is not None
         self.signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
 
     def wait_for_log(self, fragment: str, timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout
