@@ -367,8 +367,11 @@ class HashScheduler:
         # client gets one write for all their presence lines instead of one each
         # (with one job at a time, N logins cost N writes to each of N clients).
         self._threads = workers
-        # Never all of ``capacity``: see _learn.
-        self._min_workers = max(workers, min(workers * depth, capacity // 2))
+        # At most half the bound on hashes waiting: a job handed to the executor
+        # can no longer be evicted, and a classmate's login must still find a
+        # queued attacker's hash to take the place of (else it is refused).
+        self._most_workers = max(workers, capacity // 2)
+        self._min_workers = min(workers * depth, self._most_workers)
         self._workers = self._min_workers
         # Fast hashes (cheap parameters) would be throttled by a fixed depth: the
         # depth grows to what the threads compute in ``pipeline_seconds``, measured.
@@ -446,10 +449,7 @@ class HashScheduler:
         self._mean_seconds = mean
         if self._pipeline_seconds and mean > 0:
             afford = int(self._threads * self._pipeline_seconds / mean)
-            # At most half the bound on hashes waiting: a job handed to the executor
-            # can no longer be evicted, and a classmate's login must still find a
-            # queued attacker's hash to take the place of (else it is refused).
-            self._workers = max(self._min_workers, min(afford, self._capacity // 2))
+            self._workers = max(self._min_workers, min(afford, self._most_workers))
 
 
 MAX_NICENESS: Final = 19

@@ -304,10 +304,9 @@ class Hub:
         if self.schedule_flush is None:
             self.flush_pending()
 
-    def _audience(self, pending: PendingFanOut) -> Iterable[Member]:
-        if pending.audience is not None:
-            return pending.audience
-        return [member for entry in self._names.values() for member in entry.members]
+    def _audience(self, pending: PendingFanOut) -> set[Member]:
+        # Everyone online is in the default channel: nobody can leave it.
+        return self._channels[DEFAULT_CHANNEL] if pending.audience is None else pending.audience
 
     def flush_pending(self) -> None:
         """Hand out the pending lines: one push per member (called when the pass
@@ -341,8 +340,7 @@ class Hub:
         pending = self._pending
         if pending is None:
             return
-        audience = self._channels[DEFAULT_CHANNEL] if pending.audience is None else pending.audience
-        if member in audience and pending.owed_count(member) > 0:
+        if member in self._audience(pending) and pending.owed_count(member) > 0:
             self.flush_pending()
 
     def _fan_out(self, data: bytes, recipients: Collection[Member], sender: Member) -> int:

@@ -287,8 +287,7 @@ class Connection(asyncio.Protocol):
             return
         self._log_limit(reason)
         self._close_reason = reason
-        self.server.hub.settle_for(self.session)
-        self.session.release_held()
+        self.session.release_before_close()
         self._out.append(encode(error_reply(texts.CUT_OFF)))
         self._write_all()
         self._closed = True
@@ -318,8 +317,7 @@ class Connection(asyncio.Protocol):
         """Flush what is queued, then close."""
         if self._closed or self.transport is None:
             return
-        self.server.hub.settle_for(self.session)
-        self.session.release_held()
+        self.session.release_before_close()
         self._write_all()
         self._close_reason = reason
         self._closed = True

@@ -284,8 +284,8 @@ class Session:
 
     def deliver(self, data: bytes) -> None:
         """A push from someone else: held while a login reply is outstanding, so the
-        reply is the first line the client reads after its request."""
-        self.hub.settle_for(self)
+        reply is the first line the client reads after its request (the hub has
+        handed out what this member was owed before calling it)."""
         self.push(data)
 
     def error(self, message: str) -> None:
@@ -303,10 +303,12 @@ class Session:
             self._held = []
             self.push = self._held.append
 
-    def release_held(self) -> None:
-        """The connection closes before the reply it waits for: what was held goes
-        out all the same."""
-        if self._held is not None:
+    def release_before_close(self) -> None:
+        """The connection closes: what the hub owes it, and what was held for a
+        reply that will not come, go out first."""
+        if self._held is None:
+            self.hub.settle_for(self)
+        else:
             self._release()
 
     def _release(self) -> None:

@@ -131,7 +131,7 @@ async def test_a_connection_closed_while_its_login_hashes_gets_what_was_held(
     harness.drivers[bob].feed(b'{"type": "login", "username": "bob", "password": "pw"}\n')
     await harness.send(alice, say("pendant"))  # held for bob until his reply
     harness.hub.flush_pending()
-    bob.release_held()  # what the connection does when it closes
+    bob.release_before_close()  # what the connection does when it closes
     assert "pendant" in shown(bob_peer.take())
 
 
