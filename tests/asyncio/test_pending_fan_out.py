@@ -5,22 +5,11 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from classcord.session import Session
 from tests.support.harness import Harness, RecordingPeer
-
-
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    h = Harness(tmp_path)
-    await h.accounts.load()
-    yield h
-    await h.close()
 
 
 def say(content: str) -> dict[str, str]:

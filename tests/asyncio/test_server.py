@@ -114,14 +114,22 @@ class KernelLikeTransport(RecordingTransport):
         self.protocol.resume_writing()
 
 
+def connect_behind(
+    server: ClassCordServer, conn_id: int, room: int
+) -> tuple[Connection, KernelLikeTransport]:
+    """A connection whose kernel takes ``room`` bytes before it is full."""
+    connection = Connection(server, conn_id)
+    transport = KernelLikeTransport(connection, room)
+    connection.connection_made(transport)
+    return connection, transport
+
+
 async def test_a_client_behind_keeps_its_lines_queued_here_then_gets_them_all_in_order(
     tmp_path: Path,
 ) -> None:
     chunk = 8_192  # below the shared block, which is then written a chunk at a time
     server = await start(tmp_path, write_chunk_bytes=chunk)
-    connection = Connection(server, 997)
-    transport = KernelLikeTransport(connection, room=3_000)
-    connection.connection_made(transport)
+    connection, transport = connect_behind(server, 997, room=3_000)
     lines = [f"{n:04d}".encode() + b"x" * 995 + b"\n" for n in range(100)]
     shared = b"".join(lines[50:])  # one block shared with other clients
     for line in lines[:50]:
@@ -147,9 +155,7 @@ async def test_a_client_behind_keeps_its_lines_queued_here_then_gets_them_all_in
 async def test_a_close_while_behind_still_writes_everything_queued(
     server: ClassCordServer,
 ) -> None:
-    connection = Connection(server, 996)
-    transport = KernelLikeTransport(connection, room=0)
-    connection.connection_made(transport)
+    connection, transport = connect_behind(server, 996, room=0)
     for n in range(20):
         connection.send(b"%d" % n + b"y" * 999 + b"\n")
     await asyncio.sleep(0)
@@ -163,9 +169,7 @@ async def test_a_burst_of_one_pass_past_the_send_queue_cuts_a_client_that_reads_
     server: ClassCordServer,
 ) -> None:
     limit = server.settings.send_queue_bytes
-    connection = Connection(server, 994)
-    transport = KernelLikeTransport(connection, room=0)
-    connection.connection_made(transport)
+    connection, transport = connect_behind(server, 994, room=0)
     line = b"z" * 1_023 + b"\n"
     for _ in range(2 * limit // len(line)):
         connection.send(line)  # all within one pass: the room is checked at flush
@@ -178,9 +182,7 @@ async def test_a_client_behind_past_the_send_queue_is_still_cut_off(
     server: ClassCordServer,
 ) -> None:
     limit = server.settings.send_queue_bytes
-    connection = Connection(server, 995)
-    transport = KernelLikeTransport(connection, room=0)
-    connection.connection_made(transport)
+    connection, transport = connect_behind(server, 995, room=0)
     connection.send(b"a" * 100 + b"\n")
     await asyncio.sleep(0)
     assert transport.paused

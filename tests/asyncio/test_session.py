@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,6 @@ from classcord.session import HANDLERS, State
 from tests.support.harness import TIMESTAMP, Harness
 
 TS = Harness.timestamp()
-
-
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    h = Harness(tmp_path)
-    await h.accounts.load()
-    yield h
-    await h.close()
 
 
 def error(message: str) -> dict[str, str]:
